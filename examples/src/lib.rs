@@ -1,0 +1,2 @@
+//! Example programs; see `src/bin/`.
+#![forbid(unsafe_code)]

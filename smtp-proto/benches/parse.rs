@@ -1,0 +1,164 @@
+//! The wire layer beside Stalwart's `smtp-proto` 0.2 on the same inputs, in the same run:
+//! (a) a pipelined mix of MAIL/RCPT/RSET/NOOP lines; (b) a 1 MB DATA body of 70-80 octet lines,
+//! some needing unstuffing, fed in 8 KiB reads.
+//!
+//! `cargo bench -p smtp-proto --bench parse`; the figures are in BENCHMARKS.md.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use smtp_proto::{BareLineEndings, Command, DataDecoder, Decoded, Framed, LineFramer};
+use stalwart_smtp_proto as stalwart;
+
+/// Deterministic pseudo-random numbers, so every run sees the same input.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}
+
+fn commands(count: usize) -> Vec<u8> {
+    let mut rng = Lcg(1);
+    let mut out = Vec::new();
+    for i in 0..count {
+        let line = match rng.next(4) {
+            0 => format!(
+                "MAIL FROM:<sender{i}@example.com> SIZE={} BODY=8BITMIME\r\n",
+                i * 7
+            ),
+            1 => format!("RCPT TO:<recipient.{i}@mail.example.org> NOTIFY=FAILURE\r\n"),
+            2 => "RSET\r\n".to_string(),
+            _ => "NOOP\r\n".to_string(),
+        };
+        out.extend_from_slice(line.as_bytes());
+    }
+    out
+}
+
+/// About 1 MB of 70-80 octet lines; one line in 20 starts with a dot (stuffed), then the end.
+fn body() -> Vec<u8> {
+    let mut rng = Lcg(7);
+    let mut out = Vec::with_capacity(1 << 20);
+    out.extend_from_slice(b"From: a@example.com\r\nTo: b@example.org\r\nSubject: bench\r\n\r\n");
+    while out.len() < 1 << 20 {
+        let len = 70 + rng.next(11) as usize;
+        if rng.next(20) == 0 {
+            out.extend_from_slice(b"..");
+        }
+        out.extend((0..len).map(|i| b"abcdefghijklmnopqrstuvwxyz ABCDEFG"[(i * 7 + len) % 34]));
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b".\r\n");
+    out
+}
+
+fn bench_commands(c: &mut Criterion) {
+    const COUNT: usize = 10_000;
+    let input = commands(COUNT);
+    let mut group = c.benchmark_group("commands");
+    group.throughput(Throughput::Elements(COUNT as u64));
+    group.bench_function("ours", |b| {
+        b.iter(|| {
+            let mut framer = LineFramer::new(512);
+            let mut pos = 0;
+            let mut n = 0;
+            while let Framed::Line { line, consumed } = framer.next_line(&input[pos..]) {
+                pos += consumed;
+                n += usize::from(black_box(Command::parse(line)).is_ok());
+            }
+            assert_eq!(n, COUNT);
+        })
+    });
+    group.bench_function("stalwart", |b| {
+        b.iter(|| {
+            let mut receiver = stalwart::request::receiver::RequestReceiver::default();
+            let mut bytes = input.iter();
+            let mut n = 0;
+            loop {
+                match receiver.ingest(&mut bytes) {
+                    Ok(request) => {
+                        black_box(&request);
+                        n += 1;
+                    }
+                    Err(stalwart::Error::NeedsMoreData { .. }) => break,
+                    Err(e) => panic!("{e:?}"),
+                }
+            }
+            assert_eq!(n, COUNT);
+        })
+    });
+    group.finish();
+}
+
+fn bench_data(c: &mut Criterion) {
+    let input = body();
+    let mut group = c.benchmark_group("data_1mb_8k_reads");
+    group.throughput(Throughput::Bytes(input.len() as u64));
+    for policy in [BareLineEndings::Normalize, BareLineEndings::Keep] {
+        group.bench_function(format!("ours_slices_{policy:?}"), |b| {
+            b.iter(|| {
+                let mut dec = DataDecoder::with_policy(u64::MAX, policy);
+                let mut total = 0;
+                'reads: for read in input.chunks(8192) {
+                    let mut pos = 0;
+                    loop {
+                        match dec.decode(&read[pos..]) {
+                            Decoded::Data { data, consumed } => {
+                                total += black_box(data).len();
+                                pos += consumed;
+                            }
+                            Decoded::End { .. } => break 'reads,
+                            Decoded::NeedMore => break,
+                        }
+                    }
+                }
+                assert!(total > 1_000_000);
+            })
+        });
+    }
+    // Collecting into a Vec, as Stalwart does: the same work a handler that buffers would do.
+    group.bench_function("ours_into_vec", |b| {
+        let mut message = Vec::with_capacity(input.len());
+        b.iter(|| {
+            message.clear();
+            let mut dec = DataDecoder::new(u64::MAX);
+            'reads: for read in input.chunks(8192) {
+                let mut pos = 0;
+                loop {
+                    match dec.decode(&read[pos..]) {
+                        Decoded::Data { data, consumed } => {
+                            message.extend_from_slice(data);
+                            pos += consumed;
+                        }
+                        Decoded::End { .. } => break 'reads,
+                        Decoded::NeedMore => break,
+                    }
+                }
+            }
+            assert!(message.len() > 1_000_000);
+        })
+    });
+    group.bench_function("stalwart_into_vec", |b| {
+        let mut message = Vec::with_capacity(input.len());
+        b.iter(|| {
+            message.clear();
+            let mut rx = stalwart::request::receiver::DataReceiver::new();
+            for read in input.chunks(8192) {
+                if rx.ingest(&mut read.iter(), &mut message) {
+                    break;
+                }
+            }
+            assert!(message.len() > 1_000_000);
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_commands, bench_data);
+criterion_main!(benches);

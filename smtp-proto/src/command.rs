@@ -1,0 +1,402 @@
+//! SMTP and LMTP commands (RFC 5321 4.1.1, RFC 2033, RFC 3030, RFC 3207, RFC 4954), parsed from
+//! one line without copying.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use nom::Parser;
+use nom::bytes::complete::{tag_no_case, take_while_m_n, take_while1};
+use nom::character::complete::char;
+use nom::combinator::{all_consuming, opt};
+use nom::sequence::preceded;
+
+use crate::address::{ForwardPath, PathError, RawPath, ReversePath, split_path};
+use crate::error::{AddressError, ParseError};
+use crate::params::{MAIL_USAGE, MailParams, RCPT_USAGE, RcptParams};
+
+/// Choices a server makes about how lenient to be. The default is strict.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ParseOptions {
+    /// Accept `MAIL FROM:user@example.com` without angle brackets (see the
+    /// [`address`](crate::address) module for why this is off by default).
+    pub allow_missing_brackets: bool,
+}
+
+impl ParseOptions {
+    /// The strict default.
+    pub const fn new() -> Self {
+        Self {
+            allow_missing_brackets: false,
+        }
+    }
+
+    /// Sets [`ParseOptions::allow_missing_brackets`].
+    pub const fn allow_missing_brackets(mut self, allow: bool) -> Self {
+        self.allow_missing_brackets = allow;
+        self
+    }
+}
+
+/// One command line, borrowing from the input where it can.
+///
+/// ```
+/// use smtp_proto::{Command, ReversePath};
+/// match Command::parse(b"MAIL FROM:<ann@example.com> SIZE=1024").unwrap() {
+///     Command::Mail { from: ReversePath::Mailbox(m), params } => {
+///         assert_eq!(m.to_string(), "ann@example.com");
+///         assert_eq!(params.size, Some(1024));
+///     }
+///     other => panic!("{other:?}"),
+/// }
+/// let err = Command::parse(b"RCPT TO:<bad@@example.com>").unwrap_err();
+/// assert_eq!(err.reply().code(), 553);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command<'a> {
+    /// `HELO domain` (RFC 5321 4.1.1.1).
+    Helo {
+        /// The client's name, as given.
+        domain: Cow<'a, str>,
+    },
+    /// `EHLO domain` (RFC 5321 4.1.1.1).
+    Ehlo {
+        /// The client's name or address literal, as given.
+        domain: Cow<'a, str>,
+    },
+    /// `LHLO domain` (RFC 2033 4.1).
+    Lhlo {
+        /// The client's name, as given.
+        domain: Cow<'a, str>,
+    },
+    /// `MAIL FROM:<reverse-path> [parameters]` (RFC 5321 4.1.1.2).
+    Mail {
+        /// The sender.
+        from: ReversePath<'a>,
+        /// The ESMTP parameters.
+        params: MailParams<'a>,
+    },
+    /// `RCPT TO:<forward-path> [parameters]` (RFC 5321 4.1.1.3).
+    Rcpt {
+        /// The recipient.
+        to: ForwardPath<'a>,
+        /// The ESMTP parameters.
+        params: RcptParams<'a>,
+    },
+    /// `DATA` (RFC 5321 4.1.1.4).
+    Data,
+    /// `BDAT size [LAST]` (RFC 3030 2).
+    Bdat {
+        /// The chunk's size in octets.
+        size: u64,
+        /// True for the last chunk.
+        last: bool,
+    },
+    /// `RSET` (RFC 5321 4.1.1.5).
+    Rset,
+    /// `NOOP [string]` (RFC 5321 4.1.1.9).
+    Noop {
+        /// The ignored argument.
+        arg: Option<Cow<'a, str>>,
+    },
+    /// `QUIT` (RFC 5321 4.1.1.10).
+    Quit,
+    /// `VRFY string` (RFC 5321 4.1.1.6).
+    Vrfy {
+        /// The user or mailbox to verify.
+        arg: Cow<'a, str>,
+    },
+    /// `EXPN string` (RFC 5321 4.1.1.7).
+    Expn {
+        /// The list to expand.
+        arg: Cow<'a, str>,
+    },
+    /// `HELP [string]` (RFC 5321 4.1.1.8).
+    Help {
+        /// The topic.
+        arg: Option<Cow<'a, str>>,
+    },
+    /// `STARTTLS` (RFC 3207 4).
+    StartTls,
+    /// `AUTH mechanism [initial-response]` (RFC 4954 4).
+    Auth {
+        /// The SASL mechanism name, as given (compare it case-insensitively).
+        mechanism: Cow<'a, str>,
+        /// The initial response, still base64 (`=` stands for an empty one).
+        initial_response: Option<Cow<'a, str>>,
+    },
+}
+
+impl<'a> Command<'a> {
+    /// Parses one command line (without its line ending) with the strict default options.
+    pub fn parse(line: &'a [u8]) -> Result<Self, ParseError> {
+        Self::parse_with(line, ParseOptions::new())
+    }
+
+    /// Parses one command line (without its line ending).
+    ///
+    /// Verbs and the `FROM:`/`TO:` keywords are case-insensitive; trailing spaces are ignored,
+    /// and so are spaces after `FROM:`/`TO:` (a common client habit that is not ambiguous).
+    pub fn parse_with(line: &'a [u8], options: ParseOptions) -> Result<Self, ParseError> {
+        let line = std::str::from_utf8(line).map_err(|_| ParseError::InvalidUtf8)?;
+        let line = line.trim_end_matches([' ', '\t']);
+        let (verb, args) = match line.split_once(' ') {
+            Some((verb, args)) => (verb, Some(args.trim_start_matches(' '))),
+            None => (line, None),
+        };
+        let is = |name: &str| verb.eq_ignore_ascii_case(name);
+        let text = |usage| {
+            args.filter(|a| !a.is_empty() && a.chars().all(|c| !c.is_control()))
+                .map(Cow::Borrowed)
+                .ok_or(ParseError::Syntax { usage })
+        };
+        let none = |usage, cmd| match args {
+            None => Ok(cmd),
+            Some(_) => Err(ParseError::Syntax { usage }),
+        };
+        let optional = |usage| match args {
+            None => Ok(None),
+            Some(_) => text(usage).map(Some),
+        };
+        if is("MAIL") {
+            Self::parse_mail(args.unwrap_or(""), options)
+        } else if is("RCPT") {
+            Self::parse_rcpt(args.unwrap_or(""), options)
+        } else if is("DATA") {
+            none("DATA", Self::Data)
+        } else if is("BDAT") {
+            Self::parse_bdat(args.unwrap_or(""))
+        } else if is("EHLO") {
+            Ok(Self::Ehlo {
+                domain: hello_arg(args, "EHLO domain")?,
+            })
+        } else if is("HELO") {
+            Ok(Self::Helo {
+                domain: hello_arg(args, "HELO domain")?,
+            })
+        } else if is("LHLO") {
+            Ok(Self::Lhlo {
+                domain: hello_arg(args, "LHLO domain")?,
+            })
+        } else if is("RSET") {
+            none("RSET", Self::Rset)
+        } else if is("NOOP") {
+            Ok(Self::Noop {
+                arg: optional("NOOP [string]")?,
+            })
+        } else if is("QUIT") {
+            none("QUIT", Self::Quit)
+        } else if is("VRFY") {
+            Ok(Self::Vrfy {
+                arg: text("VRFY string")?,
+            })
+        } else if is("EXPN") {
+            Ok(Self::Expn {
+                arg: text("EXPN string")?,
+            })
+        } else if is("HELP") {
+            Ok(Self::Help {
+                arg: optional("HELP [string]")?,
+            })
+        } else if is("STARTTLS") {
+            none("STARTTLS", Self::StartTls)
+        } else if is("AUTH") {
+            Self::parse_auth(args.unwrap_or(""))
+        } else {
+            Err(ParseError::UnknownCommand)
+        }
+    }
+
+    fn parse_mail(args: &'a str, options: ParseOptions) -> Result<Self, ParseError> {
+        let usage = ParseError::Syntax { usage: MAIL_USAGE };
+        let path = strip_keyword(args, "FROM:").ok_or(usage)?;
+        let (path, rest) =
+            split_path(path, options.allow_missing_brackets).map_err(|e| match e {
+                PathError::NoBrackets => usage,
+                PathError::Address(e) => ParseError::BadSender(e),
+            })?;
+        let from = match path {
+            RawPath::Null => ReversePath::Null,
+            RawPath::Mailbox(m) => ReversePath::Mailbox(m),
+            RawPath::Postmaster => return Err(ParseError::BadSender(AddressError::Syntax)),
+        };
+        let params = MailParams::parse(rest)?;
+        // RFC 6531 3.5: a non-ASCII sender needs SMTPUTF8 on the same command.
+        if from.mailbox().is_some_and(|m| !m.is_ascii()) && !params.smtputf8 {
+            return Err(ParseError::Utf8AddressWithoutSmtputf8);
+        }
+        Ok(Self::Mail { from, params })
+    }
+
+    fn parse_rcpt(args: &'a str, options: ParseOptions) -> Result<Self, ParseError> {
+        let usage = ParseError::Syntax { usage: RCPT_USAGE };
+        let path = strip_keyword(args, "TO:").ok_or(usage)?;
+        let (path, rest) =
+            split_path(path, options.allow_missing_brackets).map_err(|e| match e {
+                PathError::NoBrackets => usage,
+                PathError::Address(e) => ParseError::BadRecipient(e),
+            })?;
+        let to = match path {
+            RawPath::Postmaster => ForwardPath::Postmaster,
+            RawPath::Mailbox(m) => ForwardPath::Mailbox(m),
+            RawPath::Null => return Err(ParseError::BadRecipient(AddressError::Syntax)),
+        };
+        Ok(Self::Rcpt {
+            to,
+            params: RcptParams::parse(rest)?,
+        })
+    }
+
+    /// RFC 3030 2: `bdat-cmd = "BDAT" SP chunk-size [ SP end-marker ] CRLF`.
+    fn parse_bdat(args: &'a str) -> Result<Self, ParseError> {
+        let usage = ParseError::Syntax {
+            usage: "BDAT size [LAST]",
+        };
+        let size = take_while_m_n(1, 20, |c: char| c.is_ascii_digit());
+        let last = opt(preceded(take_while1(|c| c == ' '), tag_no_case("LAST")));
+        let (_, (size, last)) = all_consuming((size, last))
+            .parse(args)
+            .map_err(|_: nom::Err<nom::error::Error<&str>>| usage)?;
+        let size = size.parse().map_err(|_| usage)?;
+        Ok(Self::Bdat {
+            size,
+            last: last.is_some(),
+        })
+    }
+
+    /// RFC 4954 4: `"AUTH" SP sasl-mech [SP initial-response]`, mechanism names per RFC 4422
+    /// 3.1 (1 to 20 of upper-case letters, digits, `-`, `_`; we accept lower case too).
+    fn parse_auth(args: &'a str) -> Result<Self, ParseError> {
+        let usage = ParseError::Syntax {
+            usage: "AUTH mechanism [initial-response]",
+        };
+        let mechanism = take_while_m_n(1, 20, |c: char| {
+            c.is_ascii_alphanumeric() || c == '-' || c == '_'
+        });
+        let response = take_while1(|c: char| c.is_ascii_alphanumeric() || "+/=".contains(c));
+        let (_, (mechanism, initial)) =
+            all_consuming((mechanism, opt(preceded(char(' '), response))))
+                .parse(args)
+                .map_err(|_: nom::Err<nom::error::Error<&str>>| usage)?;
+        Ok(Self::Auth {
+            mechanism: Cow::Borrowed(mechanism),
+            initial_response: initial.map(Cow::Borrowed),
+        })
+    }
+
+    /// The verb, upper case.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Self::Helo { .. } => "HELO",
+            Self::Ehlo { .. } => "EHLO",
+            Self::Lhlo { .. } => "LHLO",
+            Self::Mail { .. } => "MAIL",
+            Self::Rcpt { .. } => "RCPT",
+            Self::Data => "DATA",
+            Self::Bdat { .. } => "BDAT",
+            Self::Rset => "RSET",
+            Self::Noop { .. } => "NOOP",
+            Self::Quit => "QUIT",
+            Self::Vrfy { .. } => "VRFY",
+            Self::Expn { .. } => "EXPN",
+            Self::Help { .. } => "HELP",
+            Self::StartTls => "STARTTLS",
+            Self::Auth { .. } => "AUTH",
+        }
+    }
+
+    /// A copy that owns its text.
+    pub fn into_owned(self) -> Command<'static> {
+        let own = |c: Cow<'a, str>| Cow::Owned(c.into_owned());
+        match self {
+            Self::Helo { domain } => Command::Helo {
+                domain: own(domain),
+            },
+            Self::Ehlo { domain } => Command::Ehlo {
+                domain: own(domain),
+            },
+            Self::Lhlo { domain } => Command::Lhlo {
+                domain: own(domain),
+            },
+            Self::Mail { from, params } => Command::Mail {
+                from: from.into_owned(),
+                params: params.into_owned(),
+            },
+            Self::Rcpt { to, params } => Command::Rcpt {
+                to: to.into_owned(),
+                params: params.into_owned(),
+            },
+            Self::Data => Command::Data,
+            Self::Bdat { size, last } => Command::Bdat { size, last },
+            Self::Rset => Command::Rset,
+            Self::Noop { arg } => Command::Noop { arg: arg.map(own) },
+            Self::Quit => Command::Quit,
+            Self::Vrfy { arg } => Command::Vrfy { arg: own(arg) },
+            Self::Expn { arg } => Command::Expn { arg: own(arg) },
+            Self::Help { arg } => Command::Help { arg: arg.map(own) },
+            Self::StartTls => Command::StartTls,
+            Self::Auth {
+                mechanism,
+                initial_response,
+            } => Command::Auth {
+                mechanism: own(mechanism),
+                initial_response: initial_response.map(own),
+            },
+        }
+    }
+}
+
+/// The argument of HELO, EHLO and LHLO: required, otherwise taken as given.
+///
+/// We do not check that it is a domain or address literal: clients send all sorts of names
+/// there, refusing them loses mail and protects nothing, and the handler sees the value and
+/// may refuse it itself.
+fn hello_arg<'a>(args: Option<&'a str>, usage: &'static str) -> Result<Cow<'a, str>, ParseError> {
+    args.filter(|a| !a.is_empty() && a.chars().all(|c| !c.is_control()))
+        .map(Cow::Borrowed)
+        .ok_or(ParseError::Syntax { usage })
+}
+
+/// Strips a case-insensitive `FROM:` or `TO:` and any spaces after it.
+fn strip_keyword<'a>(args: &'a str, keyword: &str) -> Option<&'a str> {
+    let head = args.get(..keyword.len())?;
+    head.eq_ignore_ascii_case(keyword)
+        .then(|| args[keyword.len()..].trim_start_matches(' '))
+}
+
+impl fmt::Display for Command<'_> {
+    /// The command line as a client sends it, without the CRLF.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verb = self.verb();
+        match self {
+            Self::Helo { domain } | Self::Ehlo { domain } | Self::Lhlo { domain } => {
+                write!(f, "{verb} {domain}")
+            }
+            Self::Mail { from, params } => write!(f, "MAIL FROM:{from}{params}"),
+            Self::Rcpt { to, params } => write!(f, "RCPT TO:{to}{params}"),
+            Self::Bdat { size, last } => {
+                write!(f, "BDAT {size}{}", if *last { " LAST" } else { "" })
+            }
+            Self::Vrfy { arg } | Self::Expn { arg } => write!(f, "{verb} {arg}"),
+            Self::Noop { arg: Some(arg) } | Self::Help { arg: Some(arg) } => {
+                write!(f, "{verb} {arg}")
+            }
+            Self::Auth {
+                mechanism,
+                initial_response,
+            } => {
+                write!(f, "AUTH {mechanism}")?;
+                match initial_response {
+                    Some(r) => write!(f, " {r}"),
+                    None => Ok(()),
+                }
+            }
+            Self::Data
+            | Self::Rset
+            | Self::Quit
+            | Self::StartTls
+            | Self::Noop { arg: None }
+            | Self::Help { arg: None } => f.write_str(verb),
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! The SMTP server protocol without I/O: bytes in, commands, replies and message bytes out.
+//!
+//! This crate is the wire layer of an embeddable ESMTP/LMTP server. It reads and writes the
+//! protocol and nothing else: **no sockets, no tokio, no clock, no TLS.** The caller owns the
+//! buffers and says how many bytes each step consumed, so everything here can be tested byte by
+//! byte and fuzzed without a runtime.
+//!
+//! ```text
+//!   bytes from the client                                   bytes to the client
+//!          │                                                        ▲
+//!          ▼                                                        │
+//!   ProxyHeader::parse ── once, before the greeting (optional)      │
+//!          │                                                        │
+//!          ▼                                                        │
+//!   LineFramer ──▶ Command::parse ──▶ (your state machine) ──▶ Reply::write_to
+//!          │                               │  AUTH: decode_sasl_response, decode_plain
+//!          │                               ▼
+//!          └──── after DATA ──▶ DataDecoder ──▶ message bytes (borrowed slices)
+//!          └──── after BDAT ──▶ ChunkReader ──▶ message bytes (borrowed slices)
+//! ```
+//!
+//! What it does not do (yet): the session state machine (sequencing, limits, timeouts,
+//! STARTTLS and AUTH exchanges) is the next layer; the tokio driver lives in `smtp-server`.
+//!
+//! # A command loop
+//!
+//! ```
+//! use smtp_proto::{Command, Framed, LineFramer, Reply, DEFAULT_COMMAND_LINE_MAX};
+//!
+//! let input = b"EHLO client.example\r\nMAIL FROM:<ann@example.com>\r\nFROB\r\n";
+//! let mut framer = LineFramer::new(DEFAULT_COMMAND_LINE_MAX);
+//! let (mut pos, mut out) = (0, Vec::new());
+//! loop {
+//!     match framer.next_line(&input[pos..]) {
+//!         Framed::Line { line, consumed } => {
+//!             pos += consumed;
+//!             let reply = match Command::parse(line) {
+//!                 Ok(Command::Ehlo { .. }) => Reply::new(250, None, "mx.example\nPIPELINING"),
+//!                 Ok(_) => Reply::OK,
+//!                 Err(e) => e.reply(),
+//!             };
+//!             reply.write_to(&mut out);
+//!         }
+//!         Framed::TooLong { consumed } => {
+//!             pos += consumed;
+//!             Reply::LINE_TOO_LONG.write_to(&mut out);
+//!         }
+//!         Framed::Incomplete { consumed } => {
+//!             pos += consumed;
+//!             break; // read more from the socket
+//!         }
+//!     }
+//! }
+//! assert_eq!(
+//!     String::from_utf8(out).unwrap(),
+//!     "250-mx.example\r\n250 PIPELINING\r\n250 2.0.0 OK\r\n500 5.5.2 Command unrecognized\r\n"
+//! );
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod address;
+mod command;
+mod data;
+mod error;
+mod line;
+mod params;
+mod proxy;
+mod reply;
+mod sasl;
+
+#[doc(hidden)]
+pub mod fuzzing;
+
+pub use address::{ForwardPath, Mailbox, ReversePath};
+pub use command::{Command, ParseOptions};
+pub use data::{BareLineEndings, ChunkReader, DataDecoder, DataError, Decoded, dot_stuff};
+pub use error::{AddressError, ParseError, ProxyError, ReplyError, SaslError};
+pub use line::{DEFAULT_COMMAND_LINE_MAX, Framed, LineFramer};
+pub use params::{Body, MailParams, Notify, Orcpt, RcptParams, Ret, xtext_decode, xtext_encode};
+pub use proxy::{
+    PP2_TYPE_ALPN, PP2_TYPE_AUTHORITY, PP2_TYPE_CRC32C, PP2_TYPE_NETNS, PP2_TYPE_NOOP,
+    PP2_TYPE_SSL, PP2_TYPE_UNIQUE_ID, ProxyAddresses, ProxyCommand, ProxyHeader, Tlv, Transport,
+    V1_MAX, V2_SIGNATURE, proxy_v1_header, proxy_v2_header,
+};
+pub use reply::{EnhancedStatus, Reply};
+pub use sasl::{
+    LOGIN_PASSWORD_CHALLENGE, LOGIN_USERNAME_CHALLENGE, PlainCredentials, SaslResponse,
+    decode_login_field, decode_plain, decode_sasl_response, encode_sasl_challenge,
+};

@@ -1,0 +1,508 @@
+//! ESMTP parameters of MAIL and RCPT (RFC 5321 4.1.2 `esmtp-param`): SIZE (RFC 1870), BODY
+//! (RFC 6152, RFC 3030), SMTPUTF8 (RFC 6531), RET, ENVID, NOTIFY, ORCPT (RFC 3461), AUTH
+//! (RFC 4954 5) and REQUIRETLS (RFC 8689), with xtext (RFC 3461 4).
+//!
+//! The parser knows every parameter above; whether the server announced the extension a
+//! parameter belongs to is the session's decision, not the parser's.
+
+use std::borrow::Cow;
+use std::fmt::{self, Write as _};
+
+use nom::Parser;
+use nom::bytes::complete::take_while1;
+use nom::character::complete::char;
+use nom::combinator::{all_consuming, opt};
+use nom::sequence::preceded;
+
+use crate::error::ParseError;
+
+/// `BODY=` (RFC 6152 2, RFC 3030 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Body {
+    /// `7BIT`.
+    SevenBit,
+    /// `8BITMIME`.
+    EightBitMime,
+    /// `BINARYMIME`: only with BDAT (RFC 3030 3).
+    BinaryMime,
+}
+
+impl Body {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::SevenBit => "7BIT",
+            Self::EightBitMime => "8BITMIME",
+            Self::BinaryMime => "BINARYMIME",
+        }
+    }
+}
+
+/// `RET=` (RFC 3461 4.3): what a delivery status notification should carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Ret {
+    /// `FULL`: the whole message.
+    Full,
+    /// `HDRS`: the headers only.
+    Headers,
+}
+
+/// `NOTIFY=` (RFC 3461 4.1). All three false means `NEVER`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Notify {
+    /// `SUCCESS`.
+    pub success: bool,
+    /// `FAILURE`.
+    pub failure: bool,
+    /// `DELAY`.
+    pub delay: bool,
+}
+
+impl Notify {
+    /// True for `NOTIFY=NEVER`.
+    pub fn is_never(&self) -> bool {
+        !(self.success || self.failure || self.delay)
+    }
+}
+
+/// `ORCPT=addr-type;xtext` (RFC 3461 4.2), the address decoded from xtext.
+///
+/// For `utf-8` address types (RFC 6533) the address is only xtext-decoded; its `\x{...}`
+/// escapes are left as they are.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Orcpt<'a> {
+    /// The address type, such as `rfc822`.
+    pub addr_type: Cow<'a, str>,
+    /// The original recipient.
+    pub addr: Cow<'a, str>,
+}
+
+/// Parameters of `MAIL FROM:`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct MailParams<'a> {
+    /// `SIZE=`: the size the client announces, in octets (RFC 1870 4).
+    pub size: Option<u64>,
+    /// `BODY=`.
+    pub body: Option<Body>,
+    /// `SMTPUTF8` (RFC 6531 3.4).
+    pub smtputf8: bool,
+    /// `RET=`.
+    pub ret: Option<Ret>,
+    /// `ENVID=`, decoded from xtext (RFC 3461 4.4).
+    pub envid: Option<Cow<'a, str>>,
+    /// `AUTH=`, decoded from xtext: a mailbox or `<>` (RFC 4954 5).
+    pub auth: Option<Cow<'a, str>>,
+    /// `REQUIRETLS` (RFC 8689 3).
+    pub requiretls: bool,
+}
+
+/// Parameters of `RCPT TO:`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct RcptParams<'a> {
+    /// `NOTIFY=`.
+    pub notify: Option<Notify>,
+    /// `ORCPT=`.
+    pub orcpt: Option<Orcpt<'a>>,
+}
+
+/// Splits `KEYWORD[=value]` parameters separated by spaces. RFC 5321 4.1.2:
+/// `esmtp-keyword = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-")`, `esmtp-value = 1*(%d33-60 / %d62-126)`
+/// (and UTF-8 under RFC 6531).
+fn each_param<'a>(
+    s: &'a str,
+    mut f: impl FnMut(&'a str, Option<&'a str>) -> Result<(), ParseError>,
+    usage: &'static str,
+) -> Result<(), ParseError> {
+    let keyword = take_while1(|c: char| c.is_ascii_alphanumeric() || c == '-');
+    let value = take_while1(|c: char| (c > ' ' && c != '=' && c != '\x7f') || !c.is_ascii());
+    let mut param = all_consuming((keyword, opt(preceded(char('='), value))));
+    for word in s.split(' ').filter(|w| !w.is_empty()) {
+        let (_, (k, v)) = param
+            .parse(word)
+            .map_err(|_: nom::Err<nom::error::Error<&str>>| ParseError::Syntax { usage })?;
+        if k.starts_with('-') {
+            return Err(ParseError::Syntax { usage });
+        }
+        f(k, v)?;
+    }
+    Ok(())
+}
+
+fn set<T>(slot: &mut Option<T>, value: T, name: &'static str) -> Result<(), ParseError> {
+    if slot.replace(value).is_some() {
+        return Err(ParseError::DuplicateParameter(name));
+    }
+    Ok(())
+}
+
+fn flag(slot: &mut bool, value: Option<&str>, name: &'static str) -> Result<(), ParseError> {
+    if value.is_some() {
+        return Err(ParseError::BadParameter(name));
+    }
+    if std::mem::replace(slot, true) {
+        return Err(ParseError::DuplicateParameter(name));
+    }
+    Ok(())
+}
+
+impl<'a> MailParams<'a> {
+    pub(crate) fn parse(s: &'a str) -> Result<Self, ParseError> {
+        let mut p = Self::default();
+        each_param(
+            s,
+            |k, v| {
+                let is = |name: &str| k.eq_ignore_ascii_case(name);
+                if is("SIZE") {
+                    // RFC 1870 6: size-value = 1*20DIGIT.
+                    let n = v
+                        .filter(|v| v.len() <= 20 && v.bytes().all(|b| b.is_ascii_digit()))
+                        .and_then(|v| v.parse().ok())
+                        .ok_or(ParseError::BadParameter("SIZE"))?;
+                    set(&mut p.size, n, "SIZE")
+                } else if is("BODY") {
+                    let v = v.ok_or(ParseError::BadParameter("BODY"))?;
+                    let body = [Body::SevenBit, Body::EightBitMime, Body::BinaryMime]
+                        .into_iter()
+                        .find(|b| v.eq_ignore_ascii_case(b.as_str()))
+                        .ok_or(ParseError::BadParameter("BODY"))?;
+                    set(&mut p.body, body, "BODY")
+                } else if is("SMTPUTF8") {
+                    flag(&mut p.smtputf8, v, "SMTPUTF8")
+                } else if is("REQUIRETLS") {
+                    flag(&mut p.requiretls, v, "REQUIRETLS")
+                } else if is("RET") {
+                    let ret = match v {
+                        Some(v) if v.eq_ignore_ascii_case("FULL") => Ret::Full,
+                        Some(v) if v.eq_ignore_ascii_case("HDRS") => Ret::Headers,
+                        _ => return Err(ParseError::BadParameter("RET")),
+                    };
+                    set(&mut p.ret, ret, "RET")
+                } else if is("ENVID") {
+                    // RFC 3461 4.4: at most 100 characters.
+                    let v = v
+                        .filter(|v| v.len() <= 100)
+                        .and_then(xtext_decode)
+                        .ok_or(ParseError::BadParameter("ENVID"))?;
+                    set(&mut p.envid, v, "ENVID")
+                } else if is("AUTH") {
+                    let v = v
+                        .and_then(xtext_decode)
+                        .ok_or(ParseError::BadParameter("AUTH"))?;
+                    set(&mut p.auth, v, "AUTH")
+                } else {
+                    Err(ParseError::UnknownParameter)
+                }
+            },
+            MAIL_USAGE,
+        )?;
+        Ok(p)
+    }
+
+    /// A copy that owns its text.
+    pub fn into_owned(self) -> MailParams<'static> {
+        MailParams {
+            envid: self.envid.map(|v| Cow::Owned(v.into_owned())),
+            auth: self.auth.map(|v| Cow::Owned(v.into_owned())),
+            size: self.size,
+            body: self.body,
+            smtputf8: self.smtputf8,
+            ret: self.ret,
+            requiretls: self.requiretls,
+        }
+    }
+}
+
+impl<'a> RcptParams<'a> {
+    pub(crate) fn parse(s: &'a str) -> Result<Self, ParseError> {
+        let mut p = Self::default();
+        each_param(
+            s,
+            |k, v| {
+                if k.eq_ignore_ascii_case("NOTIFY") {
+                    let v = v.ok_or(ParseError::BadParameter("NOTIFY"))?;
+                    set(&mut p.notify, parse_notify(v)?, "NOTIFY")
+                } else if k.eq_ignore_ascii_case("ORCPT") {
+                    let (addr_type, addr) = v
+                        .and_then(|v| v.split_once(';'))
+                        .filter(|(t, a)| {
+                            !t.is_empty()
+                                && !a.is_empty()
+                                && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                        })
+                        .ok_or(ParseError::BadParameter("ORCPT"))?;
+                    let addr = xtext_decode(addr).ok_or(ParseError::BadParameter("ORCPT"))?;
+                    let orcpt = Orcpt {
+                        addr_type: Cow::Borrowed(addr_type),
+                        addr,
+                    };
+                    set(&mut p.orcpt, orcpt, "ORCPT")
+                } else {
+                    Err(ParseError::UnknownParameter)
+                }
+            },
+            RCPT_USAGE,
+        )?;
+        Ok(p)
+    }
+
+    /// A copy that owns its text.
+    pub fn into_owned(self) -> RcptParams<'static> {
+        RcptParams {
+            notify: self.notify,
+            orcpt: self.orcpt.map(|o| Orcpt {
+                addr_type: Cow::Owned(o.addr_type.into_owned()),
+                addr: Cow::Owned(o.addr.into_owned()),
+            }),
+        }
+    }
+}
+
+/// RFC 3461 4.1: `"NEVER" / 1#( "SUCCESS" / "FAILURE" / "DELAY" )`.
+fn parse_notify(v: &str) -> Result<Notify, ParseError> {
+    let bad = ParseError::BadParameter("NOTIFY");
+    if v.eq_ignore_ascii_case("NEVER") {
+        return Ok(Notify::default());
+    }
+    let mut n = Notify::default();
+    for word in v.split(',') {
+        let slot = if word.eq_ignore_ascii_case("SUCCESS") {
+            &mut n.success
+        } else if word.eq_ignore_ascii_case("FAILURE") {
+            &mut n.failure
+        } else if word.eq_ignore_ascii_case("DELAY") {
+            &mut n.delay
+        } else {
+            return Err(bad);
+        };
+        if std::mem::replace(slot, true) {
+            return Err(bad);
+        }
+    }
+    Ok(n)
+}
+
+pub(crate) const MAIL_USAGE: &str = "MAIL FROM:<address> [parameters]";
+pub(crate) const RCPT_USAGE: &str = "RCPT TO:<address> [parameters]";
+
+/// Decodes xtext (RFC 3461 4): `+XX` is the octet with hex value XX; other characters are
+/// `!` to `~` except `+` and `=`. Borrows when there is nothing to decode. `None` if malformed
+/// or if the octets are not UTF-8.
+///
+/// ```
+/// use smtp_proto::xtext_decode;
+/// assert_eq!(xtext_decode("a+2Bb+3Dc").as_deref(), Some("a+b=c"));
+/// assert_eq!(xtext_decode("a+2"), None);
+/// ```
+pub fn xtext_decode(s: &str) -> Option<Cow<'_, str>> {
+    let xchar = |b: u8| (b'!'..=b'~').contains(&b) && b != b'+' && b != b'=';
+    if !s.contains('+') {
+        return s.bytes().all(xchar).then_some(Cow::Borrowed(s));
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => {
+                let hex = bytes.get(i + 1..i + 3)?;
+                let hex = std::str::from_utf8(hex).ok()?;
+                if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return None;
+                }
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b if xchar(b) => {
+                out.push(b);
+                i += 1;
+            }
+            _ => return None,
+        }
+    }
+    String::from_utf8(out).ok().map(Cow::Owned)
+}
+
+/// Encodes xtext (RFC 3461 4): octets outside `!`..`~`, and `+` and `=`, become `+XX`.
+///
+/// ```
+/// assert_eq!(smtp_proto::xtext_encode("a+b=c d"), "a+2Bb+3Dc+20d");
+/// ```
+pub fn xtext_encode(s: &str) -> Cow<'_, str> {
+    let plain = |b: u8| (b'!'..=b'~').contains(&b) && b != b'+' && b != b'=';
+    if s.bytes().all(plain) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for b in s.bytes() {
+        if plain(b) {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "+{b:02X}");
+        }
+    }
+    Cow::Owned(out)
+}
+
+impl fmt::Display for MailParams<'_> {
+    /// The parameters as they are sent, each preceded by a space.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(size) = self.size {
+            write!(f, " SIZE={size}")?;
+        }
+        if let Some(body) = self.body {
+            write!(f, " BODY={}", body.as_str())?;
+        }
+        if self.smtputf8 {
+            f.write_str(" SMTPUTF8")?;
+        }
+        if let Some(ret) = self.ret {
+            f.write_str(match ret {
+                Ret::Full => " RET=FULL",
+                Ret::Headers => " RET=HDRS",
+            })?;
+        }
+        if let Some(envid) = &self.envid {
+            write!(f, " ENVID={}", xtext_encode(envid))?;
+        }
+        if let Some(auth) = &self.auth {
+            write!(f, " AUTH={}", xtext_encode(auth))?;
+        }
+        if self.requiretls {
+            f.write_str(" REQUIRETLS")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for RcptParams<'_> {
+    /// The parameters as they are sent, each preceded by a space.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(n) = self.notify {
+            if n.is_never() {
+                f.write_str(" NOTIFY=NEVER")?;
+            } else {
+                let words = [
+                    (n.success, "SUCCESS"),
+                    (n.failure, "FAILURE"),
+                    (n.delay, "DELAY"),
+                ];
+                let mut sep = " NOTIFY=";
+                for (_, w) in words.iter().filter(|(on, _)| *on) {
+                    write!(f, "{sep}{w}")?;
+                    sep = ",";
+                }
+            }
+        }
+        if let Some(o) = &self.orcpt {
+            write!(f, " ORCPT={};{}", o.addr_type, xtext_encode(&o.addr))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mail_params() {
+        let p = MailParams::parse(
+            "SIZE=1000 body=8bitmime SMTPUTF8 RET=HDRS ENVID=QQ+2B1 AUTH=<> REQUIRETLS",
+        )
+        .unwrap();
+        assert_eq!(p.size, Some(1000));
+        assert_eq!(p.body, Some(Body::EightBitMime));
+        assert!(p.smtputf8 && p.requiretls);
+        assert_eq!(p.ret, Some(Ret::Headers));
+        assert_eq!(p.envid.as_deref(), Some("QQ+1"));
+        assert_eq!(p.auth.as_deref(), Some("<>"));
+        assert_eq!(
+            p.to_string(),
+            " SIZE=1000 BODY=8BITMIME SMTPUTF8 RET=HDRS ENVID=QQ+2B1 AUTH=<> REQUIRETLS"
+        );
+        let errors: &[(&str, ParseError)] = &[
+            ("SIZE=", ParseError::Syntax { usage: MAIL_USAGE }),
+            ("SIZE", ParseError::BadParameter("SIZE")),
+            ("SIZE=12a", ParseError::BadParameter("SIZE")),
+            (
+                "SIZE=123456789012345678901",
+                ParseError::BadParameter("SIZE"),
+            ),
+            (
+                "SIZE=99999999999999999999",
+                ParseError::BadParameter("SIZE"),
+            ),
+            ("SIZE=1 SIZE=2", ParseError::DuplicateParameter("SIZE")),
+            ("BODY=9BIT", ParseError::BadParameter("BODY")),
+            ("SMTPUTF8=yes", ParseError::BadParameter("SMTPUTF8")),
+            (
+                "SMTPUTF8 smtputf8",
+                ParseError::DuplicateParameter("SMTPUTF8"),
+            ),
+            ("RET=ALL", ParseError::BadParameter("RET")),
+            ("ENVID=a+zz", ParseError::BadParameter("ENVID")),
+            ("XFOO=1", ParseError::UnknownParameter),
+            ("NOTIFY=NEVER", ParseError::UnknownParameter),
+            ("-X=1", ParseError::Syntax { usage: MAIL_USAGE }),
+            ("A=b=c", ParseError::Syntax { usage: MAIL_USAGE }),
+        ];
+        for (input, err) in errors {
+            assert_eq!(MailParams::parse(input), Err(*err), "{input}");
+        }
+        let long_envid = format!("ENVID={}", "a".repeat(101));
+        assert_eq!(
+            MailParams::parse(&long_envid),
+            Err(ParseError::BadParameter("ENVID"))
+        );
+    }
+
+    #[test]
+    fn rcpt_params() {
+        let p = RcptParams::parse("NOTIFY=SUCCESS,DELAY ORCPT=rfc822;a+2Bb@c").unwrap();
+        assert_eq!(
+            p.notify,
+            Some(Notify {
+                success: true,
+                failure: false,
+                delay: true
+            })
+        );
+        let o = p.orcpt.as_ref().unwrap();
+        assert_eq!((&*o.addr_type, &*o.addr), ("rfc822", "a+b@c"));
+        assert_eq!(p.to_string(), " NOTIFY=SUCCESS,DELAY ORCPT=rfc822;a+2Bb@c");
+        assert!(
+            RcptParams::parse("NOTIFY=never")
+                .unwrap()
+                .notify
+                .unwrap()
+                .is_never()
+        );
+        for bad in [
+            "NOTIFY=NEVER,SUCCESS",
+            "NOTIFY=SUCCESS,SUCCESS",
+            "NOTIFY=",
+            "ORCPT=rfc822",
+            "ORCPT=;a@b",
+            "ORCPT=rfc822;",
+            "ORCPT=rfc822;a+ZZ",
+        ] {
+            assert!(RcptParams::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            RcptParams::parse("SIZE=1"),
+            Err(ParseError::UnknownParameter)
+        );
+    }
+
+    #[test]
+    fn xtext() {
+        assert_eq!(xtext_decode("abc"), Some(Cow::Borrowed("abc")));
+        assert_eq!(xtext_decode("+41+42"), Some(Cow::Owned("AB".into())));
+        assert_eq!(xtext_decode("a=b"), None);
+        assert_eq!(xtext_decode("a b"), None);
+        assert_eq!(xtext_decode("+FF"), None, "not UTF-8");
+        assert_eq!(xtext_decode("+C3+A9"), Some(Cow::Owned("é".into())));
+        for s in ["", "plain", "a+b", "x=y", "sp ace", "é", "+++"] {
+            assert_eq!(xtext_decode(&xtext_encode(s)).as_deref(), Some(s));
+        }
+    }
+}
