@@ -400,3 +400,220 @@ impl fmt::Display for Command<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Framed, LineFramer, Mailbox, Reply};
+
+    /// Frames `input` (one line) and parses it, fed whole and one byte at a time; both must
+    /// agree. Returns the command printed back, or the reply code and enhanced status.
+    /// The command printed back, or the reply code and enhanced status.
+    type Outcome = Result<String, (u16, String)>;
+
+    fn parse_both(input: &str, options: ParseOptions) -> Outcome {
+        let show = |r: Result<Command<'_>, ParseError>| match r {
+            Ok(c) => Ok(c.to_string()),
+            Err(e) => {
+                let reply: Reply = e.reply();
+                Err((
+                    reply.code(),
+                    reply.status().map(|s| s.to_string()).unwrap_or_default(),
+                ))
+            }
+        };
+        let wire = format!("{input}\r\n");
+        let mut framer = LineFramer::new(1024);
+        let whole = match framer.next_line(wire.as_bytes()) {
+            Framed::Line { line, .. } => show(Command::parse_with(line, options)),
+            other => panic!("{other:?}"),
+        };
+        let mut buf = Vec::new();
+        let mut bytewise = None;
+        for b in wire.bytes() {
+            buf.push(b);
+            match framer.next_line(&buf) {
+                Framed::Line { line, .. } => {
+                    bytewise = Some(show(Command::parse_with(line, options)));
+                }
+                Framed::Incomplete { consumed: 0 } => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(Some(&whole), bytewise.as_ref(), "bytewise {input:?}");
+        whole
+    }
+
+    fn ok(s: &str) -> Outcome {
+        Ok(s.to_string())
+    }
+
+    fn err(code: u16, status: &str) -> Outcome {
+        Err((code, status.to_string()))
+    }
+
+    /// (input, canonical form or reply). RFC 5321 4.1.1 unless noted.
+    #[test]
+    fn command_vectors() {
+        let long_local = format!("MAIL FROM:<{}@x.example>", "a".repeat(65));
+        let long_path = format!("RCPT TO:<{}@{}.example>", "a".repeat(64), "d".repeat(200));
+        let cases: Vec<(&str, Outcome)> = vec![
+            // Hello.
+            ("EHLO client.example", ok("EHLO client.example")),
+            ("ehlo [192.0.2.1]", ok("EHLO [192.0.2.1]")),
+            ("HELO x", ok("HELO x")),
+            ("LHLO lmtp.example", ok("LHLO lmtp.example")),
+            ("EHLO", err(501, "5.5.4")),
+            ("EHLO ", err(501, "5.5.4")),
+            // MAIL (4.1.1.2), null path, parameters, case, spaces after the colon.
+            ("MAIL FROM:<a@b.example>", ok("MAIL FROM:<a@b.example>")),
+            ("mail from:<a@b.example>", ok("MAIL FROM:<a@b.example>")),
+            ("MAIL FROM: <a@b.example>", ok("MAIL FROM:<a@b.example>")),
+            ("MAIL FROM:<>", ok("MAIL FROM:<>")),
+            ("MAIL FROM:<> SIZE=0", ok("MAIL FROM:<> SIZE=0")),
+            (
+                "MAIL FROM:<a@b.example> size=10 body=BINARYMIME",
+                ok("MAIL FROM:<a@b.example> SIZE=10 BODY=BINARYMIME"),
+            ),
+            (
+                "MAIL FROM:<@r1.example,@r2.example:a@b.example>",
+                ok("MAIL FROM:<a@b.example>"),
+            ),
+            (
+                "MAIL FROM:<\"x y\"@b.example>",
+                ok("MAIL FROM:<\"x y\"@b.example>"),
+            ),
+            ("MAIL FROM:<a@[IPv6:::1]>", ok("MAIL FROM:<a@[IPv6:::1]>")),
+            ("MAIL FROM:<a@b.example>   ", ok("MAIL FROM:<a@b.example>")),
+            ("MAIL FROM:a@b.example", err(501, "5.5.4")),
+            ("MAIL FROM:", err(501, "5.5.4")),
+            ("MAIL", err(501, "5.5.4")),
+            ("MAIL TO:<a@b.example>", err(501, "5.5.4")),
+            ("MAIL FROM:<a@b.example", err(553, "5.1.7")),
+            ("MAIL FROM:<a@@b.example>", err(553, "5.1.7")),
+            ("MAIL FROM:<Postmaster>", err(553, "5.1.7")),
+            ("MAIL FROM:<a@b.example>x", err(553, "5.1.7")),
+            (long_local.as_str(), err(553, "5.1.7")),
+            ("MAIL FROM:<a@b.example> FOO=1", err(555, "5.5.4")),
+            ("MAIL FROM:<a@b.example> SIZE=1 SIZE=1", err(501, "5.5.4")),
+            ("MAIL FROM:<a@b.example> SIZE=x", err(501, "5.5.4")),
+            // RFC 6531 3.4/3.5: UTF-8 needs SMTPUTF8 on MAIL.
+            (
+                "MAIL FROM:<jos\u{e9}@b.example> SMTPUTF8",
+                ok("MAIL FROM:<jos\u{e9}@b.example> SMTPUTF8"),
+            ),
+            ("MAIL FROM:<jos\u{e9}@b.example>", err(553, "5.6.7")),
+            (
+                "MAIL FROM:<a@b.example> SMTPUTF8 RET=FULL ENVID=x+2By",
+                ok("MAIL FROM:<a@b.example> SMTPUTF8 RET=FULL ENVID=x+2By"),
+            ),
+            // RCPT (4.1.1.3); Postmaster in any case (4.5.1).
+            ("RCPT TO:<b@c.example>", ok("RCPT TO:<b@c.example>")),
+            ("RCPT TO:<postMaster>", ok("RCPT TO:<Postmaster>")),
+            (
+                "RCPT TO:<postmaster@c.example>",
+                ok("RCPT TO:<postmaster@c.example>"),
+            ),
+            (
+                "rcpt to: <b@c.example> NOTIFY=FAILURE,DELAY ORCPT=rfc822;b+40c",
+                ok("RCPT TO:<b@c.example> NOTIFY=FAILURE,DELAY ORCPT=rfc822;b@c"),
+            ),
+            (
+                "RCPT TO:<\u{7528}\u{6237}@\u{4f8b}\u{5b50}.\u{5e7f}\u{544a}>",
+                ok("RCPT TO:<\u{7528}\u{6237}@\u{4f8b}\u{5b50}.\u{5e7f}\u{544a}>"),
+            ),
+            ("RCPT TO:<>", err(553, "5.1.3")),
+            ("RCPT TO:<b>", err(553, "5.1.3")),
+            ("RCPT TO:b@c.example", err(501, "5.5.4")),
+            ("RCPT FROM:<b@c.example>", err(501, "5.5.4")),
+            ("RCPT TO:<b@c.example> SIZE=1", err(555, "5.5.4")),
+            (long_path.as_str(), err(553, "5.1.3")),
+            // DATA, BDAT (RFC 3030 2).
+            ("DATA", ok("DATA")),
+            ("data", ok("DATA")),
+            ("DATA x", err(501, "5.5.4")),
+            ("BDAT 0 LAST", ok("BDAT 0 LAST")),
+            ("BDAT 1000", ok("BDAT 1000")),
+            ("bdat 5 last", ok("BDAT 5 LAST")),
+            ("BDAT 9223372036854775808", ok("BDAT 9223372036854775808")),
+            ("BDAT 18446744073709551616", err(501, "5.5.4")),
+            ("BDAT", err(501, "5.5.4")),
+            ("BDAT x", err(501, "5.5.4")),
+            ("BDAT -1", err(501, "5.5.4")),
+            ("BDAT 1 FIRST", err(501, "5.5.4")),
+            // The rest.
+            ("RSET", ok("RSET")),
+            ("RSET now", err(501, "5.5.4")),
+            ("NOOP", ok("NOOP")),
+            ("NOOP anything at all", ok("NOOP anything at all")),
+            ("QUIT", ok("QUIT")),
+            ("VRFY ann", ok("VRFY ann")),
+            ("VRFY", err(501, "5.5.4")),
+            ("EXPN list", ok("EXPN list")),
+            ("HELP", ok("HELP")),
+            ("HELP MAIL", ok("HELP MAIL")),
+            ("STARTTLS", ok("STARTTLS")),
+            ("STARTTLS now", err(501, "5.5.4")),
+            // RFC 4954 4.
+            ("AUTH PLAIN", ok("AUTH PLAIN")),
+            (
+                "AUTH PLAIN AGFubgBzZWNyZXQ=",
+                ok("AUTH PLAIN AGFubgBzZWNyZXQ="),
+            ),
+            ("AUTH PLAIN =", ok("AUTH PLAIN =")),
+            ("AUTH X-OAUTH_2 abc", ok("AUTH X-OAUTH_2 abc")),
+            ("AUTH", err(501, "5.5.4")),
+            ("AUTH PLAIN a b", err(501, "5.5.4")),
+            ("AUTH PLAIN ***", err(501, "5.5.4")),
+            ("AUTH ABCDEFGHIJKLMNOPQRSTU", err(501, "5.5.4")),
+            // Unknown and malformed.
+            ("FROB", err(500, "5.5.2")),
+            ("", err(500, "5.5.2")),
+            ("MAILFROM:<a@b>", err(500, "5.5.2")),
+            ("NOOP\rRSET", err(500, "5.5.2")),
+        ];
+        for (input, want) in &cases {
+            assert_eq!(&parse_both(input, ParseOptions::new()), want, "{input:?}");
+        }
+        // Invalid UTF-8 never reaches the parser as text.
+        assert_eq!(
+            Command::parse(b"MAIL FROM:<\xff@b>"),
+            Err(ParseError::InvalidUtf8)
+        );
+    }
+
+    #[test]
+    fn missing_brackets_when_allowed() {
+        let lenient = ParseOptions::new().allow_missing_brackets(true);
+        assert_eq!(
+            parse_both("MAIL FROM:a@b.example SIZE=5", lenient),
+            ok("MAIL FROM:<a@b.example> SIZE=5")
+        );
+        assert_eq!(
+            parse_both("RCPT TO:b@c.example", lenient),
+            ok("RCPT TO:<b@c.example>")
+        );
+        assert_eq!(parse_both("RCPT TO:b", lenient), err(553, "5.1.3"));
+        assert_eq!(parse_both("MAIL FROM:", lenient), err(501, "5.5.4"));
+        assert_eq!(parse_both("MAIL FROM:<>", lenient), ok("MAIL FROM:<>"));
+    }
+
+    #[test]
+    fn borrows_and_owns() {
+        let line = b"MAIL FROM:<a@b.example> ENVID=xyz".to_vec();
+        let cmd = Command::parse(&line).unwrap();
+        let Command::Mail { from, params } = &cmd else {
+            panic!()
+        };
+        let m: &Mailbox<'_> = from.mailbox().unwrap();
+        let within = |s: &str| line.as_ptr_range().contains(&s.as_ptr());
+        assert!(
+            within(m.local_part()) && within(m.domain()),
+            "borrowed from the line"
+        );
+        assert!(matches!(params.envid, Some(Cow::Borrowed("xyz"))));
+        let owned: Command<'static> = cmd.clone().into_owned();
+        drop(line);
+        assert_eq!(owned.to_string(), "MAIL FROM:<a@b.example> ENVID=xyz");
+    }
+}

@@ -153,7 +153,9 @@ mod tests {
         let l = |s: &str| Some(s.as_bytes().to_vec());
         let long = format!("{}\r\n", "x".repeat(600));
         let exact = format!("{}\r\n", "y".repeat(510));
-        let cases: Vec<(Vec<u8>, Vec<Option<Vec<u8>>>, usize)> = vec![
+        // (input, lines or None for too long, bytes left over)
+        type Case = (Vec<u8>, Vec<Option<Vec<u8>>>, usize);
+        let cases: Vec<Case> = vec![
             (b"NOOP\r\n".to_vec(), vec![l("NOOP")], 0),
             (b"NOOP\nRSET\r\nQU".to_vec(), vec![l("NOOP"), l("RSET")], 2),
             (b"\r\n\n".to_vec(), vec![l(""), l("")], 0),

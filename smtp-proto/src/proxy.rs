@@ -413,7 +413,8 @@ mod tests {
     #[test]
     fn v1_vectors() {
         let sock = |s: &str| s.parse::<SocketAddr>().unwrap();
-        let ok: &[(&[u8], Option<(SocketAddr, SocketAddr)>, usize)] = &[
+        type Case = (&'static [u8], Option<(SocketAddr, SocketAddr)>, usize);
+        let ok: &[Case] = &[
             (
                 b"PROXY TCP4 192.0.2.1 198.51.100.2 56324 25\r\nEHLO",
                 Some((sock("192.0.2.1:56324"), sock("198.51.100.2:25"))),

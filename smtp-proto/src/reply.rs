@@ -177,8 +177,9 @@ impl Reply {
     ///
     /// ```
     /// use smtp_proto::Reply;
-    /// let (r, used) = Reply::parse(b"250-mx\r\n250 2.0.0 SIZE 10\r\nNEXT", 4096).unwrap().unwrap();
-    /// assert_eq!((r.code(), r.text(), used), (250, "mx\nSIZE 10", 27));
+    /// let (r, used) = Reply::parse(b"250-2.0.0 mx\r\n250 2.0.0 SIZE 10\r\nNEXT", 4096).unwrap().unwrap();
+    /// assert_eq!((r.code(), r.text(), used), (250, "mx\nSIZE 10", 33));
+    /// assert_eq!(r.status().unwrap().to_string(), "2.0.0");
     /// assert!(Reply::parse(b"250-mx\r\n250 SI", 4096).unwrap().is_none());
     /// ```
     pub fn parse(buf: &[u8], max_len: usize) -> Result<Option<(Self, usize)>, ReplyError> {
@@ -385,9 +386,8 @@ mod tests {
                 let got = got.map(|o| {
                     o.map(|(r, n)| (r.code(), r.status().map(|s| s.to_string()), r.text, n))
                 });
-                let want = want
-                    .clone()
-                    .map(|o| o.map(|(c, s, t, n)| (c, s.map(String::from), t.into(), n)));
+                let want =
+                    (*want).map(|o| o.map(|(c, s, t, n)| (c, s.map(String::from), t.into(), n)));
                 assert_eq!(got, want, "{:?}", String::from_utf8_lossy(wire));
             };
             check(Reply::parse(wire, 4096));
