@@ -27,7 +27,7 @@
 use crate::reply::Reply;
 
 /// What to do with a CR not followed by LF, or an LF not preceded by CR, inside DATA.
-/// See the [module docs](self) for why [`Normalize`](Self::Normalize) is the default.
+/// See the [module docs](crate::data) for why [`Normalize`](Self::Normalize) is the default.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum BareLineEndings {
     /// Replace each with CRLF.

@@ -61,7 +61,7 @@
 
 pub mod address;
 mod command;
-mod data;
+pub mod data;
 mod error;
 mod line;
 mod params;
@@ -88,3 +88,8 @@ pub use sasl::{
     LOGIN_PASSWORD_CHALLENGE, LOGIN_USERNAME_CHALLENGE, PlainCredentials, SaslResponse,
     decode_login_field, decode_plain, decode_sasl_response, encode_sasl_challenge,
 };
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
