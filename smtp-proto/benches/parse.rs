@@ -123,27 +123,29 @@ fn bench_data(c: &mut Criterion) {
         });
     }
     // Collecting into a Vec, as Stalwart does: the same work a handler that buffers would do.
-    group.bench_function("ours_into_vec", |b| {
-        let mut message = Vec::with_capacity(input.len());
-        b.iter(|| {
-            message.clear();
-            let mut dec = DataDecoder::new(u64::MAX);
-            'reads: for read in input.chunks(8192) {
-                let mut pos = 0;
-                loop {
-                    match dec.decode(&read[pos..]) {
-                        Decoded::Data { data, consumed } => {
-                            message.extend_from_slice(data);
-                            pos += consumed;
+    for policy in [BareLineEndings::Normalize, BareLineEndings::Keep] {
+        group.bench_function(format!("ours_into_vec_{policy:?}"), |b| {
+            let mut message = Vec::with_capacity(input.len());
+            b.iter(|| {
+                message.clear();
+                let mut dec = DataDecoder::with_policy(u64::MAX, policy);
+                'reads: for read in input.chunks(8192) {
+                    let mut pos = 0;
+                    loop {
+                        match dec.decode(&read[pos..]) {
+                            Decoded::Data { data, consumed } => {
+                                message.extend_from_slice(data);
+                                pos += consumed;
+                            }
+                            Decoded::End { .. } => break 'reads,
+                            Decoded::NeedMore => break,
                         }
-                        Decoded::End { .. } => break 'reads,
-                        Decoded::NeedMore => break,
                     }
                 }
-            }
-            assert!(message.len() > 1_000_000);
-        })
-    });
+                assert!(message.len() > 1_000_000);
+            })
+        });
+    }
     group.bench_function("stalwart_into_vec", |b| {
         let mut message = Vec::with_capacity(input.len());
         b.iter(|| {

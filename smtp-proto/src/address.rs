@@ -15,7 +15,7 @@ use nom::branch::alt;
 use nom::bytes::complete::{tag, tag_no_case, take_while_m_n, take_while1};
 use nom::character::complete::char;
 use nom::combinator::{all_consuming, opt, recognize, verify};
-use nom::multi::{many0, separated_list1};
+use nom::multi::many0_count;
 use nom::sequence::{delimited, pair, preceded, terminated};
 use nom::{IResult, Parser};
 
@@ -51,8 +51,9 @@ impl<'a> Mailbox<'a> {
     /// ```
     pub fn parse(s: &'a str) -> Result<Self, AddressError> {
         let (_, (local, domain)) = all_consuming(mailbox)
-            .parse(s)
+            .parse(s.as_bytes())
             .map_err(|_| AddressError::Syntax)?;
+        let (local, domain) = (sub(s, local), sub(s, domain));
         check_lengths(local, domain)?;
         Ok(Self {
             local_part: Cow::Borrowed(local),
@@ -185,7 +186,12 @@ pub(crate) enum RawPath<'a> {
 /// the rest (parameters).
 pub(crate) fn split_path(s: &str, bare_ok: bool) -> Result<(RawPath<'_>, &str), PathError> {
     if s.starts_with('<') {
-        let (rest, inner) = bracketed(s).map_err(|_| PathError::Address(AddressError::Syntax))?;
+        // Fast path: no quoted string before the first `>`.
+        let gt = memchr::memchr(b'>', s.as_bytes()).filter(|&gt| !s[..gt].contains('"'));
+        let (rest, inner) = match gt {
+            Some(gt) => (&s[gt + 1..], &s[1..gt]),
+            None => bracketed(s).ok_or(PathError::Address(AddressError::Syntax))?,
+        };
         let total = s.len() - rest.len();
         if total > MAX_PATH {
             return Err(PathError::Address(AddressError::PathTooLong));
@@ -197,9 +203,8 @@ pub(crate) fn split_path(s: &str, bare_ok: bool) -> Result<(RawPath<'_>, &str), 
             "" => RawPath::Null,
             p if p.eq_ignore_ascii_case("postmaster") => RawPath::Postmaster,
             p => {
-                let (_, (local, domain)) = all_consuming(preceded(opt(source_route), mailbox))
-                    .parse(p)
-                    .map_err(|_| PathError::Address(AddressError::Syntax))?;
+                let (local, domain) =
+                    routed_mailbox(p).ok_or(PathError::Address(AddressError::Syntax))?;
                 check_lengths(local, domain).map_err(PathError::Address)?;
                 RawPath::Mailbox(Mailbox {
                     local_part: Cow::Borrowed(local),
@@ -227,92 +232,126 @@ pub(crate) enum PathError {
 }
 
 /// `<` anything up to the matching `>`, honouring quoted strings (a `>` may be quoted).
-fn bracketed(s: &str) -> IResult<&str, &str> {
-    delimited(
+fn bracketed(s: &str) -> Option<(&str, &str)> {
+    let (rest, inner) = delimited(
         char('<'),
-        recognize(many0(alt((
+        recognize(many0_count(alt((
             recognize(quoted_string),
-            take_while1(|c: char| c != '>' && c != '"' && c != '<'),
+            take_while1(|b: u8| b != b'>' && b != b'"' && b != b'<'),
         )))),
         char('>'),
     )
-    .parse(s)
+    .parse(s.as_bytes())
+    .ok()?;
+    Some((sub(s, rest), sub(s, inner)))
+}
+
+/// The grammar below works on bytes, which is where nom is fast. The input was valid UTF-8
+/// and every delimiter is ASCII, so each recognised part is valid UTF-8 too: [`sub`] maps it
+/// back to the `&str` it came from. A byte of 0x80 or more is part of a UTF-8 character,
+/// allowed wherever RFC 6531 allows UTF8-non-ascii.
+type In<'a> = &'a [u8];
+
+/// The part of `s` that `part` (a subslice of `s.as_bytes()`) covers.
+fn sub<'a>(s: &'a str, part: &[u8]) -> &'a str {
+    let start = part.as_ptr() as usize - s.as_ptr() as usize;
+    &s[start..start + part.len()]
+}
+
+/// `[A-d-l ":"] Mailbox`, the inside of `<...>`; the source route is dropped.
+fn routed_mailbox(s: &str) -> Option<(&str, &str)> {
+    let (_, (local, domain)) = all_consuming(preceded(opt(source_route), mailbox))
+        .parse(s.as_bytes())
+        .ok()?;
+    Some((sub(s, local), sub(s, domain)))
 }
 
 /// `A-d-l ":"`: `@one.example,@two.example:`, accepted and dropped (RFC 5321 4.1.2, C).
-fn source_route(s: &str) -> IResult<&str, &str> {
+fn source_route(s: In<'_>) -> IResult<In<'_>, In<'_>> {
     recognize(terminated(
-        separated_list1(char(','), preceded(char('@'), domain)),
+        list1(|| preceded(char('@'), domain), b','),
         char(':'),
     ))
     .parse(s)
 }
 
-fn mailbox(s: &str) -> IResult<&str, (&str, &str)> {
+fn mailbox(s: In<'_>) -> IResult<In<'_>, (In<'_>, In<'_>)> {
     (
-        terminated(alt((dot_string, recognize(quoted_string))), char('@')),
+        terminated(alt((dot_string, quoted_string)), char('@')),
         alt((address_literal, domain)),
     )
         .parse(s)
 }
 
-/// RFC 5322 atext, extended with UTF-8 by RFC 6531 3.3.
-fn is_atext(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c) || !c.is_ascii()
+/// `p *(sep p)`, without collecting (nom's `separated_list1` allocates a Vec).
+fn list1<'a, P>(p: impl Fn() -> P, sep: u8) -> impl Parser<In<'a>, Output = (), Error = P::Error>
+where
+    P: Parser<In<'a>, Error = nom::error::Error<In<'a>>>,
+{
+    (p(), many0_count(preceded(char(char::from(sep)), p()))).map(|_| ())
 }
 
-fn dot_string(s: &str) -> IResult<&str, &str> {
-    recognize(separated_list1(char('.'), take_while1(is_atext))).parse(s)
+/// RFC 5322 atext, extended with UTF-8 by RFC 6531 3.3.
+fn is_atext(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b) || b >= 0x80
+}
+
+fn dot_string(s: In<'_>) -> IResult<In<'_>, In<'_>> {
+    recognize(list1(|| take_while1(is_atext), b'.')).parse(s)
 }
 
 /// `DQUOTE *(qtextSMTP / quoted-pairSMTP) DQUOTE`.
-fn quoted_string(s: &str) -> IResult<&str, &str> {
-    let qtext = take_while1(|c: char| {
-        (c.is_ascii() && (' '..='~').contains(&c) && c != '"' && c != '\\') || !c.is_ascii()
+fn quoted_string(s: In<'_>) -> IResult<In<'_>, In<'_>> {
+    let qtext = take_while1(|b: u8| {
+        (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\' || b >= 0x80
     });
     let quoted_pair = recognize(pair(
         char('\\'),
-        verify(nom::character::complete::anychar, |c: &char| {
-            (' '..='~').contains(c)
-        }),
+        take_while_m_n(1, 1, |b: u8| (b' '..=b'~').contains(&b)),
     ));
     recognize(delimited(
         char('"'),
-        many0(alt((qtext, quoted_pair))),
+        many0_count(alt((qtext, quoted_pair))),
         char('"'),
     ))
     .parse(s)
 }
 
 /// `sub-domain *("." sub-domain)`, sub-domain being `Let-dig [Ldh-str]`, or a U-label.
-fn domain(s: &str) -> IResult<&str, &str> {
-    let sub_domain = verify(
-        take_while1(|c: char| c.is_ascii_alphanumeric() || c == '-' || !c.is_ascii()),
-        |label: &str| !label.starts_with('-') && !label.ends_with('-'),
-    );
-    recognize(separated_list1(char('.'), sub_domain)).parse(s)
+fn domain(s: In<'_>) -> IResult<In<'_>, In<'_>> {
+    let sub_domain = || {
+        verify(
+            take_while1(|b: u8| b.is_ascii_alphanumeric() || b == b'-' || b >= 0x80),
+            |label: &[u8]| !label.starts_with(b"-") && !label.ends_with(b"-"),
+        )
+    };
+    recognize(list1(sub_domain, b'.')).parse(s)
+}
+
+fn parses_as<T: std::str::FromStr>(a: &[u8]) -> bool {
+    std::str::from_utf8(a).is_ok_and(|a| a.parse::<T>().is_ok())
 }
 
 /// `[IPv4]`, `[IPv6:...]` or `[tag:content]` (RFC 5321 4.1.3).
-fn address_literal(s: &str) -> IResult<&str, &str> {
+fn address_literal(s: In<'_>) -> IResult<In<'_>, In<'_>> {
     let ipv4 = verify(
-        take_while1(|c: char| c.is_ascii_digit() || c == '.'),
-        |a: &str| a.parse::<Ipv4Addr>().is_ok(),
+        take_while1(|b: u8| b.is_ascii_digit() || b == b'.'),
+        |a: &[u8]| parses_as::<Ipv4Addr>(a),
     );
     let ipv6 = preceded(
         tag_no_case("IPv6:"),
         verify(
-            take_while1(|c: char| c.is_ascii_hexdigit() || c == ':' || c == '.'),
-            |a: &str| a.parse::<Ipv6Addr>().is_ok(),
+            take_while1(|b: u8| b.is_ascii_hexdigit() || b == b':' || b == b'.'),
+            |a: &[u8]| parses_as::<Ipv6Addr>(a),
         ),
     );
     let general = (
         verify(
-            take_while_m_n(1, 64, |c: char| c.is_ascii_alphanumeric() || c == '-'),
-            |t: &str| !t.ends_with('-') && !t.eq_ignore_ascii_case("IPv6"),
+            take_while_m_n(1, 64, |b: u8| b.is_ascii_alphanumeric() || b == b'-'),
+            |t: &[u8]| !t.ends_with(b"-") && !t.eq_ignore_ascii_case(b"IPv6"),
         ),
         tag(":"),
-        take_while1(|c: char| matches!(c, '!'..='Z' | '^'..='~')),
+        take_while1(|b: u8| matches!(b, b'!'..=b'Z' | b'^'..=b'~')),
     );
     recognize(delimited(
         char('['),

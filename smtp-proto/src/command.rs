@@ -139,12 +139,11 @@ impl<'a> Command<'a> {
     /// and so are spaces after `FROM:`/`TO:` (a common client habit that is not ambiguous).
     pub fn parse_with(line: &'a [u8], options: ParseOptions) -> Result<Self, ParseError> {
         let line = std::str::from_utf8(line).map_err(|_| ParseError::InvalidUtf8)?;
-        let line = line.trim_end_matches([' ', '\t']);
+        let line = line.trim_ascii_end();
         let (verb, args) = match line.split_once(' ') {
             Some((verb, args)) => (verb, Some(args.trim_start_matches(' '))),
             None => (line, None),
         };
-        let is = |name: &str| verb.eq_ignore_ascii_case(name);
         let text = |usage| {
             args.filter(|a| !a.is_empty() && a.chars().all(|c| !c.is_control()))
                 .map(Cow::Borrowed)
@@ -158,52 +157,43 @@ impl<'a> Command<'a> {
             None => Ok(None),
             Some(_) => text(usage).map(Some),
         };
-        if is("MAIL") {
-            Self::parse_mail(args.unwrap_or(""), options)
-        } else if is("RCPT") {
-            Self::parse_rcpt(args.unwrap_or(""), options)
-        } else if is("DATA") {
-            none("DATA", Self::Data)
-        } else if is("BDAT") {
-            Self::parse_bdat(args.unwrap_or(""))
-        } else if is("EHLO") {
-            Ok(Self::Ehlo {
+        if verb.eq_ignore_ascii_case("STARTTLS") {
+            return none("STARTTLS", Self::StartTls);
+        }
+        // Four-letter verbs, matched as one upper-cased word.
+        let Ok(&verb) = <&[u8; 4]>::try_from(verb.as_bytes()) else {
+            return Err(ParseError::UnknownCommand);
+        };
+        match &verb.map(|b| b.to_ascii_uppercase()) {
+            b"MAIL" => Self::parse_mail(args.unwrap_or(""), options),
+            b"RCPT" => Self::parse_rcpt(args.unwrap_or(""), options),
+            b"DATA" => none("DATA", Self::Data),
+            b"BDAT" => Self::parse_bdat(args.unwrap_or("")),
+            b"EHLO" => Ok(Self::Ehlo {
                 domain: hello_arg(args, "EHLO domain")?,
-            })
-        } else if is("HELO") {
-            Ok(Self::Helo {
+            }),
+            b"HELO" => Ok(Self::Helo {
                 domain: hello_arg(args, "HELO domain")?,
-            })
-        } else if is("LHLO") {
-            Ok(Self::Lhlo {
+            }),
+            b"LHLO" => Ok(Self::Lhlo {
                 domain: hello_arg(args, "LHLO domain")?,
-            })
-        } else if is("RSET") {
-            none("RSET", Self::Rset)
-        } else if is("NOOP") {
-            Ok(Self::Noop {
+            }),
+            b"RSET" => none("RSET", Self::Rset),
+            b"NOOP" => Ok(Self::Noop {
                 arg: optional("NOOP [string]")?,
-            })
-        } else if is("QUIT") {
-            none("QUIT", Self::Quit)
-        } else if is("VRFY") {
-            Ok(Self::Vrfy {
+            }),
+            b"QUIT" => none("QUIT", Self::Quit),
+            b"VRFY" => Ok(Self::Vrfy {
                 arg: text("VRFY string")?,
-            })
-        } else if is("EXPN") {
-            Ok(Self::Expn {
+            }),
+            b"EXPN" => Ok(Self::Expn {
                 arg: text("EXPN string")?,
-            })
-        } else if is("HELP") {
-            Ok(Self::Help {
+            }),
+            b"HELP" => Ok(Self::Help {
                 arg: optional("HELP [string]")?,
-            })
-        } else if is("STARTTLS") {
-            none("STARTTLS", Self::StartTls)
-        } else if is("AUTH") {
-            Self::parse_auth(args.unwrap_or(""))
-        } else {
-            Err(ParseError::UnknownCommand)
+            }),
+            b"AUTH" => Self::parse_auth(args.unwrap_or("")),
+            _ => Err(ParseError::UnknownCommand),
         }
     }
 

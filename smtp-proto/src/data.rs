@@ -26,6 +26,10 @@
 
 use crate::reply::Reply;
 
+/// A searcher for CRLF followed by a dot, built once.
+static CRLF_DOT: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\r\n."));
+
 /// What to do with a CR not followed by LF, or an LF not preceded by CR, inside DATA.
 /// See the [module docs](crate::data) for why [`Normalize`](Self::Normalize) is the default.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -276,6 +280,24 @@ impl DataDecoder {
                         data: self.bare(b"\r"),
                         consumed: i,
                     };
+                }
+                State::Mid if self.policy == BareLineEndings::Keep => {
+                    // Only CRLF followed by a dot matters: skip whole lines at once.
+                    let tail = &input[i..];
+                    if let Some(off) = CRLF_DOT.find(tail) {
+                        i += off + 2;
+                        self.state = State::LineStart;
+                        continue;
+                    }
+                    // The input may end inside a CRLF.
+                    let end = input.len();
+                    if tail.ends_with(b"\r\n") {
+                        self.state = State::LineStart;
+                    } else if tail.ends_with(b"\r") {
+                        self.state = State::Cr;
+                        return run(start, end - 1, end);
+                    }
+                    return run(start, end, end);
                 }
                 State::Mid => {
                     let Some(off) = memchr::memchr2(b'\r', b'\n', &input[i..]) else {

@@ -112,16 +112,20 @@ fn each_param<'a>(
     mut f: impl FnMut(&'a str, Option<&'a str>) -> Result<(), ParseError>,
     usage: &'static str,
 ) -> Result<(), ParseError> {
-    let keyword = take_while1(|c: char| c.is_ascii_alphanumeric() || c == '-');
-    let value = take_while1(|c: char| (c > ' ' && c != '=' && c != '\x7f') || !c.is_ascii());
+    let keyword = take_while1(|b: u8| b.is_ascii_alphanumeric() || b == b'-');
+    // Any visible character but `=`, or UTF-8.
+    let value = take_while1(|b: u8| b > b' ' && b != b'=' && b != 0x7f);
     let mut param = all_consuming((keyword, opt(preceded(char('='), value))));
     for word in s.split(' ').filter(|w| !w.is_empty()) {
         let (_, (k, v)) = param
-            .parse(word)
-            .map_err(|_: nom::Err<nom::error::Error<&str>>| ParseError::Syntax { usage })?;
-        if k.starts_with('-') {
+            .parse(word.as_bytes())
+            .map_err(|_: nom::Err<nom::error::Error<&[u8]>>| ParseError::Syntax { usage })?;
+        if k.starts_with(b"-") {
             return Err(ParseError::Syntax { usage });
         }
+        // Both parts end at ASCII delimiters of a valid UTF-8 word.
+        let k = &word[..k.len()];
+        let v = v.map(|v| &word[word.len() - v.len()..]);
         f(k, v)?;
     }
     Ok(())
