@@ -187,7 +187,9 @@ pub(crate) enum RawPath<'a> {
 pub(crate) fn split_path(s: &str, bare_ok: bool) -> Result<(RawPath<'_>, &str), PathError> {
     if s.starts_with('<') {
         // Fast path: no quoted string before the first `>`.
-        let gt = memchr::memchr(b'>', s.as_bytes()).filter(|&gt| !s[..gt].contains('"'));
+        let bytes = s.as_bytes();
+        let gt =
+            memchr::memchr(b'>', bytes).filter(|&gt| memchr::memchr(b'"', &bytes[..gt]).is_none());
         let (rest, inner) = match gt {
             Some(gt) => (&s[gt + 1..], &s[1..gt]),
             None => bracketed(s).ok_or(PathError::Address(AddressError::Syntax))?,
@@ -302,9 +304,8 @@ fn dot_string(s: In<'_>) -> IResult<In<'_>, In<'_>> {
 
 /// `DQUOTE *(qtextSMTP / quoted-pairSMTP) DQUOTE`.
 fn quoted_string(s: In<'_>) -> IResult<In<'_>, In<'_>> {
-    let qtext = take_while1(|b: u8| {
-        (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\' || b >= 0x80
-    });
+    let qtext =
+        take_while1(|b: u8| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\' || b >= 0x80);
     let quoted_pair = recognize(pair(
         char('\\'),
         take_while_m_n(1, 1, |b: u8| (b' '..=b'~').contains(&b)),

@@ -140,8 +140,8 @@ impl<'a> Command<'a> {
     pub fn parse_with(line: &'a [u8], options: ParseOptions) -> Result<Self, ParseError> {
         let line = std::str::from_utf8(line).map_err(|_| ParseError::InvalidUtf8)?;
         let line = line.trim_ascii_end();
-        let (verb, args) = match line.split_once(' ') {
-            Some((verb, args)) => (verb, Some(args.trim_start_matches(' '))),
+        let (verb, args) = match memchr::memchr(b' ', line.as_bytes()) {
+            Some(sp) => (&line[..sp], Some(line[sp + 1..].trim_start_matches(' '))),
             None => (line, None),
         };
         let text = |usage| {

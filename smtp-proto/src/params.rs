@@ -116,7 +116,14 @@ fn each_param<'a>(
     // Any visible character but `=`, or UTF-8.
     let value = take_while1(|b: u8| b > b' ' && b != b'=' && b != 0x7f);
     let mut param = all_consuming((keyword, opt(preceded(char('='), value))));
-    for word in s.split(' ').filter(|w| !w.is_empty()) {
+    let mut rest = s;
+    while !rest.is_empty() {
+        let end = memchr::memchr(b' ', rest.as_bytes()).unwrap_or(rest.len());
+        let word = &rest[..end];
+        rest = &rest[(end + 1).min(rest.len())..];
+        if word.is_empty() {
+            continue;
+        }
         let (_, (k, v)) = param
             .parse(word.as_bytes())
             .map_err(|_: nom::Err<nom::error::Error<&[u8]>>| ParseError::Syntax { usage })?;
