@@ -61,19 +61,26 @@
 
 pub mod address;
 mod command;
+mod config;
 pub mod data;
 mod error;
+mod event;
 mod line;
 mod params;
 mod proxy;
 mod reply;
 mod sasl;
+mod session;
 
 #[doc(hidden)]
 pub mod fuzzing;
 
 pub use address::{ForwardPath, Mailbox, ReversePath};
 pub use command::{Command, ParseOptions};
+pub use config::{AuthPolicy, Config, Extensions, Limits, Mode, Timeouts, TlsPolicy};
+pub use event::{
+    CloseReason, Consumed, Envelope, Event, HelloKind, Output, ProxyInfo, Recipient,
+};
 pub use data::{BareLineEndings, ChunkReader, DataDecoder, DataError, Decoded, dot_stuff};
 pub use error::{AddressError, ParseError, ProxyError, ReplyError, SaslError};
 pub use line::{DEFAULT_COMMAND_LINE_MAX, Framed, LineFramer};
@@ -85,9 +92,11 @@ pub use proxy::{
 };
 pub use reply::{EnhancedStatus, Reply};
 pub use sasl::{
-    LOGIN_PASSWORD_CHALLENGE, LOGIN_USERNAME_CHALLENGE, PlainCredentials, SaslResponse,
-    decode_login_field, decode_plain, decode_sasl_response, encode_sasl_challenge,
+    Credentials, LOGIN_PASSWORD_CHALLENGE, LOGIN_USERNAME_CHALLENGE, PlainCredentials,
+    SaslExchange, SaslMechanism, SaslResponse, SaslStep, decode_login_field, decode_plain,
+    decode_sasl_response, encode_sasl_challenge,
 };
+pub use session::Session;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

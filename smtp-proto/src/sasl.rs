@@ -101,6 +101,132 @@ pub fn decode_login_field(data: Vec<u8>) -> Result<String, SaslError> {
     String::from_utf8(data).map_err(|_| SaslError::Utf8)
 }
 
+/// Credentials a client presented, for the handler to check.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Credentials {
+    /// AUTH PLAIN (RFC 4616).
+    Plain(PlainCredentials),
+    /// AUTH LOGIN.
+    Login {
+        /// The user name.
+        username: String,
+        /// The password.
+        password: String,
+    },
+    /// A mechanism plugged in through [`SaslMechanism`].
+    Custom {
+        /// The mechanism's name.
+        mechanism: String,
+        /// Who the client claims to be.
+        identity: String,
+        /// Whatever the mechanism needs checked (a token, a digest and its challenge, ...).
+        data: Vec<u8>,
+    },
+}
+
+impl Credentials {
+    /// The mechanism's name.
+    pub fn mechanism(&self) -> &str {
+        match self {
+            Self::Plain(_) => "PLAIN",
+            Self::Login { .. } => "LOGIN",
+            Self::Custom { mechanism, .. } => mechanism,
+        }
+    }
+
+    /// The authentication identity (user name).
+    pub fn username(&self) -> &str {
+        match self {
+            Self::Plain(p) => &p.authcid,
+            Self::Login { username, .. } => username,
+            Self::Custom { identity, .. } => identity,
+        }
+    }
+}
+
+impl std::fmt::Debug for Credentials {
+    /// Leaves secrets out.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("mechanism", &self.mechanism())
+            .field("username", &self.username())
+            .finish_non_exhaustive()
+    }
+}
+
+/// One step of a SASL exchange.
+#[derive(Debug)]
+pub enum SaslStep {
+    /// Send this challenge (`334` + base64) and wait for the client's response.
+    Challenge(Vec<u8>),
+    /// The exchange is complete: let the handler check these credentials.
+    Done(Credentials),
+    /// The exchange failed: answer this reply.
+    Failed(crate::Reply),
+}
+
+/// A SASL mechanism the session can offer (RFC 4954). PLAIN and LOGIN are built in; others
+/// (XOAUTH2, CRAM-MD5, ...) are plugged in through
+/// [`AuthPolicy::custom`](crate::AuthPolicy::custom).
+pub trait SaslMechanism: Send + Sync {
+    /// The mechanism's name, upper case, as announced in EHLO.
+    fn name(&self) -> &str;
+    /// Starts one exchange.
+    fn start(&self) -> Box<dyn SaslExchange>;
+}
+
+/// One running exchange of a [`SaslMechanism`].
+pub trait SaslExchange: Send {
+    /// Called first with the initial response, if the client gave one (`None` otherwise), then
+    /// with each decoded response to a challenge.
+    fn step(&mut self, response: Option<Vec<u8>>) -> SaslStep;
+}
+
+/// The built-in PLAIN exchange (RFC 4616): one empty challenge if no initial response.
+#[derive(Debug, Default)]
+pub(crate) struct PlainExchange;
+
+impl SaslExchange for PlainExchange {
+    fn step(&mut self, response: Option<Vec<u8>>) -> SaslStep {
+        match response {
+            None => SaslStep::Challenge(Vec::new()),
+            Some(data) => match decode_plain(&data) {
+                Ok(c) => SaslStep::Done(Credentials::Plain(c)),
+                Err(e) => SaslStep::Failed(e.reply()),
+            },
+        }
+    }
+}
+
+/// The built-in LOGIN exchange: `Username:`, then `Password:`.
+#[derive(Debug, Default)]
+pub(crate) struct LoginExchange {
+    username: Option<String>,
+}
+
+impl SaslExchange for LoginExchange {
+    fn step(&mut self, response: Option<Vec<u8>>) -> SaslStep {
+        let Some(data) = response else {
+            return SaslStep::Challenge(b"Username:".to_vec());
+        };
+        let text = match decode_login_field(data) {
+            Ok(t) => t,
+            Err(e) => return SaslStep::Failed(e.reply()),
+        };
+        match self.username.take() {
+            None => {
+                self.username = Some(text);
+                SaslStep::Challenge(b"Password:".to_vec())
+            }
+            Some(username) => SaslStep::Done(Credentials::Login {
+                username,
+                password: text,
+            }),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,6 +271,25 @@ mod tests {
             assert_eq!(decode_plain(msg), Err(*err), "{msg:?}");
         }
         assert!(!format!("{:?}", decode_plain(b"\0u\0hunter2").unwrap()).contains("hunter2"));
+    }
+
+    #[test]
+    fn built_in_exchanges() {
+        let mut plain = PlainExchange;
+        assert!(matches!(plain.step(None), SaslStep::Challenge(c) if c.is_empty()));
+        let SaslStep::Done(c) = plain.step(Some(b"\0ann\0pw".to_vec())) else {
+            panic!()
+        };
+        assert_eq!((c.mechanism(), c.username()), ("PLAIN", "ann"));
+        assert!(matches!(plain.step(Some(b"x".to_vec())), SaslStep::Failed(r) if r.code() == 501));
+        let mut login = LoginExchange::default();
+        assert!(matches!(login.step(None), SaslStep::Challenge(c) if c == b"Username:"));
+        assert!(matches!(login.step(Some(b"ann".to_vec())), SaslStep::Challenge(c) if c == b"Password:"));
+        let SaslStep::Done(c) = login.step(Some(b"pw".to_vec())) else {
+            panic!()
+        };
+        assert_eq!(c, Credentials::Login { username: "ann".into(), password: "pw".into() });
+        assert!(!format!("{c:?}").contains("pw"));
     }
 
     #[test]

@@ -1,0 +1,1159 @@
+//! The ESMTP/LMTP server state machine, without I/O.
+//!
+//! See [`Session`] for the call contract, and the table below for every reply the session makes
+//! by itself (the driver's decisions add the others).
+//!
+//! | situation | reply | then |
+//! | --- | --- | --- |
+//! | connection accepted | `220 <hostname> <greeting>` | |
+//! | HELO / EHLO / LHLO accepted | `250 <hostname>` / `250-<hostname>` + capabilities | transaction reset |
+//! | HELO or EHLO in LMTP, LHLO in SMTP | `500 5.5.1` | |
+//! | MAIL accepted | `250 2.1.0 Sender OK` | |
+//! | RCPT accepted | `250 2.1.5 Recipient OK` | |
+//! | DATA accepted | `354` | message content |
+//! | message accepted (SMTP) | `250 2.6.0 Message accepted` | transaction reset |
+//! | message accepted (LMTP) | one `250 2.6.0` per accepted recipient (RFC 2033 4.2) | transaction reset |
+//! | BDAT chunk, not last | `250 2.0.0 <n> octets received` | |
+//! | RSET, NOOP | `250 2.0.0 OK` | RSET resets the transaction |
+//! | VRFY accepted | `252 2.5.0 Cannot VRFY user, but will accept message` (RFC 5321 3.5.3) | |
+//! | EXPN | `502 5.5.1 Command not implemented` | |
+//! | HELP | `214 2.0.0` | |
+//! | QUIT | `221 2.0.0 Bye` | close |
+//! | STARTTLS | `220 2.0.0 Ready to start TLS` | upgrade, back to the state after the greeting |
+//! | STARTTLS not offered / already active | `502 5.5.1` / `503 5.5.1` | |
+//! | AUTH challenge | `334 <base64>` | |
+//! | AUTH accepted | `235 2.7.0 Authentication successful` | |
+//! | AUTH refused | `535 5.7.8` (the driver's reply) | after the limit: `421 4.7.0`, close |
+//! | AUTH cancelled (`*`) | `501 5.0.0 Authentication cancelled` | |
+//! | AUTH response not base64 | `501 5.5.2 Cannot decode response` | |
+//! | AUTH mechanism not offered | `504 5.5.4` | |
+//! | AUTH over plaintext when not allowed | `538 5.7.11` | |
+//! | AUTH twice, or during a transaction | `503 5.5.1` | |
+//! | command before STARTTLS when TLS is required | `530 5.7.0 Must issue a STARTTLS command first` | |
+//! | MAIL/RCPT/DATA/BDAT before AUTH when required | `530 5.7.0 Authentication required` | |
+//! | out of sequence (MAIL before hello or nested, RCPT before MAIL, DATA without recipients, BDAT after DATA...) | `503 5.5.1 Bad sequence of commands` | |
+//! | DATA when every RCPT was refused | `554 5.5.1 No valid recipients` | |
+//! | DATA with `BODY=BINARYMIME` | `503 5.5.1 BINARYMIME requires BDAT` (RFC 3030 3) | |
+//! | parameter of an extension not announced, or after HELO | `555 5.5.4` | |
+//! | non-ASCII recipient without SMTPUTF8 | `553 5.6.7` (RFC 6531 3.5) | |
+//! | syntax errors | `500 5.5.2`, `501 5.5.4`, `553 5.1.x`, `555 5.5.4` ([`ParseError::reply`]) | counts as an error |
+//! | line too long | `500 5.5.2 Line too long`, `500 5.5.6` in AUTH | counts as an error |
+//! | SIZE over the limit | `552 5.3.4` at MAIL (RFC 1870 6) | |
+//! | too many recipients | `452 4.5.3 Too many recipients` (RFC 5321 4.5.3.1.10) | |
+//! | message over the limit | `552 5.3.4` after the content is drained | transaction reset |
+//! | bare CR/LF under [`BareLineEndings::Reject`](crate::BareLineEndings::Reject) | `554 5.6.0` after the content | transaction reset |
+//! | too many errors in a row, or a command over its per-connection limit | `421 4.7.0` | close |
+//! | message limit per connection reached | `421 4.7.0 Too many messages` | close |
+//! | deadline passed | `421 4.4.2 Timeout` | close |
+//! | shutdown | `421 4.3.2` (after the message in flight is answered) | close |
+//!
+//! Every reply carries its enhanced status code (RFC 3463) when ENHANCEDSTATUSCODES is enabled,
+//! except the greeting, the EHLO/HELO/LHLO reply, 354 and 334, which never do (RFC 2034).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::address::{ForwardPath, ReversePath};
+use crate::command::Command;
+use crate::config::{Config, Mode};
+use crate::data::{ChunkReader, DataDecoder, Decoded};
+use crate::event::{
+    CloseReason, Consumed, Envelope, Event, HelloKind, Output, ProxyInfo, Recipient,
+};
+use crate::line::{Framed, LineFramer};
+use crate::params::{Body, MailParams, RcptParams};
+use crate::proxy::ProxyHeader;
+use crate::reply::{EnhancedStatus, Reply};
+use crate::sasl::{
+    LoginExchange, PlainExchange, SaslExchange, SaslResponse, SaslStep, decode_sasl_response,
+};
+
+const fn st(class: u8, subject: u16, detail: u16) -> Option<EnhancedStatus> {
+    Some(EnhancedStatus::new(class, subject, detail))
+}
+
+const NO_VALID_RECIPIENTS: Reply = Reply::const_new(554, st(5, 5, 1), "No valid recipients");
+const BINARYMIME_NEEDS_BDAT: Reply =
+    Reply::const_new(503, st(5, 5, 1), "BINARYMIME requires BDAT");
+const PARAM_NOT_ALLOWED: Reply = Reply::const_new(
+    555,
+    st(5, 5, 4),
+    "MAIL FROM/RCPT TO parameters not recognized or not implemented",
+);
+const TOO_MANY_ERRORS: Reply =
+    Reply::const_new(421, st(4, 7, 0), "Too many errors, closing transmission channel");
+const TOO_MANY_MESSAGES: Reply =
+    Reply::const_new(421, st(4, 7, 0), "Too many messages, closing transmission channel");
+const AUTH_CANCELLED: Reply = Reply::const_new(501, st(5, 0, 0), "Authentication cancelled");
+const VRFY_DEFAULT: Reply = Reply::const_new(
+    252,
+    st(2, 5, 0),
+    "Cannot VRFY user, but will accept message and attempt delivery",
+);
+const HELP: Reply = Reply::const_new(214, st(2, 0, 0), "See RFC 5321");
+const ALREADY_TLS: Reply = Reply::const_new(503, st(5, 5, 1), "TLS already active");
+const USE_LHLO: Reply = Reply::const_new(500, st(5, 5, 1), "Use LHLO in LMTP");
+const USE_EHLO: Reply = Reply::const_new(500, st(5, 5, 1), "LHLO is for LMTP");
+const NON_ASCII_RECIPIENT: Reply = Reply::const_new(
+    553,
+    st(5, 6, 7),
+    "Non-ASCII recipient requires the SMTPUTF8 parameter",
+);
+
+/// Where the session is in the conversation.
+enum Phase {
+    /// Waiting for the PROXY protocol header.
+    Proxy,
+    /// Reading command lines.
+    Command,
+    /// Reading the lines of an AUTH exchange.
+    Auth(Box<dyn SaslExchange>),
+    /// Receiving DATA content.
+    Data(DataDecoder),
+    /// Receiving a BDAT chunk; `discard` when it was refused and is only drained.
+    Bdat {
+        chunk: ChunkReader,
+        last: bool,
+        discard: bool,
+    },
+    /// STARTTLS answered; the driver upgrades. Input is discarded.
+    Tls,
+    /// Over.
+    Closed,
+}
+
+/// The decision the session waits for, with what it needs to apply it.
+enum Pending {
+    Connect,
+    Hello {
+        name: String,
+        kind: HelloKind,
+        capabilities: Vec<String>,
+    },
+    Auth {
+        username: String,
+    },
+    Mail {
+        from: ReversePath<'static>,
+        params: MailParams<'static>,
+    },
+    Rcpt {
+        to: ForwardPath<'static>,
+        params: RcptParams<'static>,
+    },
+    Vrfy,
+    MessageEnd,
+}
+
+enum Queued {
+    Transmit,
+    Event(Event),
+    Closed(CloseReason),
+}
+
+/// The verbs a per-connection limit can name, in the order of the counters.
+const VERBS: [&str; 15] = [
+    "HELO", "EHLO", "LHLO", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "NOOP", "QUIT", "VRFY",
+    "EXPN", "HELP", "STARTTLS", "AUTH",
+];
+
+/// One server-side SMTP or LMTP connection, as a state machine.
+///
+/// **Inputs** are the `handle_*` methods and the decisions (`accept`, `reply`, ...); **outputs**
+/// come from [`poll_output`](Self::poll_output) in order, and message content from the return
+/// value of [`handle_input`](Self::handle_input). Time is passed in, never read.
+///
+/// The contract, for a driver:
+///
+/// 1. After creating the session and after every call that changes it, drain
+///    [`poll_output`](Self::poll_output) until it returns `None`: write each
+///    [`Output::Transmit`] and flush, answer each event that
+///    [needs a decision](Event::needs_decision), stop at [`Output::Closed`].
+/// 2. Feed what the client sent to [`handle_input`](Self::handle_input) and drop the bytes it
+///    consumed; while it returns message content, pass it on and call again with the rest.
+///    While a decision is pending it consumes nothing: pipelined commands wait in the driver's
+///    buffer, and the driver should not read more than its buffer's limit. After answering a
+///    decision, call `handle_input` again with what is left, **even if nothing is**: that is
+///    when the session processes the rest of a pipelined group and flushes its replies.
+/// 3. Sleep until [`poll_timeout`](Self::poll_timeout), then call
+///    [`handle_timeout`](Self::handle_timeout); on end of input call
+///    [`handle_eof`](Self::handle_eof).
+///
+/// ```
+/// use std::{sync::Arc, time::Instant};
+/// use smtp_proto::{Config, Event, Output, Session};
+///
+/// let now = Instant::now();
+/// let mut s = Session::new(Arc::new(Config::new("mx.example")), now);
+/// let mut wire = Vec::new();
+/// let mut drain = |s: &mut Session, wire: &mut Vec<u8>| {
+///     while let Some(out) = s.poll_output() {
+///         match out {
+///             Output::Transmit(bytes) => wire.extend_from_slice(bytes),
+///             Output::Event(e) if e.needs_decision() => s.accept(now),
+///             Output::Event(_) => {}
+///             Output::Closed(_) => break,
+///         }
+///     }
+/// };
+/// drain(&mut s, &mut wire);
+/// let input = b"HELO client\r\nMAIL FROM:<a@b.example>\r\n";
+/// let mut pos = 0;
+/// loop {
+///     // Called again after each decision, even with no input left, so replies get flushed.
+///     let used = s.handle_input(now, &input[pos..]);
+///     pos += used.bytes;
+///     drain(&mut s, &mut wire);
+///     if used.bytes == 0 && !s.is_pending() { break; }
+/// }
+/// assert_eq!(
+///     String::from_utf8(wire).unwrap(),
+///     "220 mx.example ESMTP ready\r\n250 mx.example\r\n250 2.1.0 Sender OK\r\n"
+/// );
+/// ```
+pub struct Session {
+    config: Arc<Config>,
+    phase: Phase,
+    pending: Option<Pending>,
+    framer: LineFramer,
+    queue: VecDeque<Queued>,
+    /// Replies not yet handed out.
+    out: Vec<u8>,
+    /// Replies handed out by the last `Output::Transmit`, cleared on the next poll.
+    sent: Vec<u8>,
+    start: Instant,
+    /// When the current deadline's clock started (last command, last content bytes).
+    activity: Instant,
+    proxy: Option<ProxyInfo>,
+    hello: Option<(HelloKind, String)>,
+    tls: bool,
+    authenticated: Option<String>,
+    envelope: Envelope,
+    /// A RCPT was refused in this transaction (for "no valid recipients").
+    rcpt_refused: bool,
+    /// Octets of BDAT chunks received in this transaction, once the first chunk came.
+    bdat_size: Option<u64>,
+    /// Bad commands in a row.
+    errors: u32,
+    auth_failures: u32,
+    messages: u32,
+    command_counts: [u32; VERBS.len()],
+    shutting_down: bool,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("hello", &self.hello)
+            .field("tls", &self.tls)
+            .field("authenticated", &self.authenticated)
+            .field("envelope", &self.envelope)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// A session for a new connection. Unless a PROXY header is expected first, it emits
+    /// [`Event::Connect`] at once; accepting it queues the greeting.
+    pub fn new(config: Arc<Config>, now: Instant) -> Self {
+        let framer = LineFramer::new(config.limits.command_line);
+        let proxy_first = config.proxy_protocol;
+        let mut s = Self {
+            config,
+            phase: Phase::Command,
+            pending: None,
+            framer,
+            queue: VecDeque::new(),
+            out: Vec::with_capacity(256),
+            sent: Vec::with_capacity(256),
+            start: now,
+            activity: now,
+            proxy: None,
+            hello: None,
+            tls: false,
+            authenticated: None,
+            envelope: Envelope::default(),
+            rcpt_refused: false,
+            bdat_size: None,
+            errors: 0,
+            auth_failures: 0,
+            messages: 0,
+            command_counts: [0; VERBS.len()],
+            shutting_down: false,
+        };
+        if proxy_first {
+            s.phase = Phase::Proxy;
+        } else {
+            s.decide(Pending::Connect, Event::Connect { proxy: None });
+        }
+        s
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The addresses from the PROXY header, once it was read.
+    pub fn proxy(&self) -> Option<ProxyInfo> {
+        self.proxy
+    }
+
+    /// The name given in HELO/EHLO/LHLO, once accepted.
+    pub fn hello_name(&self) -> Option<&str> {
+        self.hello.as_ref().map(|(_, name)| name.as_str())
+    }
+
+    /// True once TLS is active (after [`tls_established`](Self::tls_established)).
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+
+    /// The authenticated identity, after a successful AUTH.
+    pub fn authenticated(&self) -> Option<&str> {
+        self.authenticated.as_deref()
+    }
+
+    /// The transaction so far.
+    pub fn envelope(&self) -> &Envelope {
+        &self.envelope
+    }
+
+    /// True when the session is over.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.phase, Phase::Closed)
+    }
+
+    /// True while a decision is awaited.
+    pub fn is_pending(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// The most input the driver needs to hold at once for the session to make progress
+    /// (a command line, an AUTH line, or a PROXY v2 header).
+    pub fn max_buffered_input(&self) -> usize {
+        match self.phase {
+            Phase::Proxy => 16 + usize::from(u16::MAX),
+            _ => self.framer.max(),
+        }
+    }
+
+    // ----- outputs -----
+
+    /// The next output, in order; `None` when there is nothing more until the next input.
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<Output<'_>> {
+        self.sent.clear();
+        loop {
+            match self.queue.pop_front()? {
+                Queued::Transmit if self.out.is_empty() => continue,
+                Queued::Transmit => {
+                    std::mem::swap(&mut self.sent, &mut self.out);
+                    return Some(Output::Transmit(&self.sent));
+                }
+                Queued::Event(e) => return Some(Output::Event(e)),
+                Queued::Closed(reason) => return Some(Output::Closed(reason)),
+            }
+        }
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) should be called next, if ever.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let t = &self.config.timeouts;
+        let cap = t.session.map(|d| self.start + d);
+        let state = match self.phase {
+            Phase::Closed => return None,
+            _ if self.pending.is_some() => None,
+            Phase::Proxy => Some(self.start + t.proxy_header),
+            Phase::Command | Phase::Auth(_) | Phase::Tls => Some(self.activity + t.command),
+            Phase::Data(_) | Phase::Bdat { .. } => Some(self.activity + t.data),
+        };
+        match (state, cap) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    // ----- inputs -----
+
+    /// Feeds bytes the client sent. Returns how many were consumed, and message content when
+    /// some was found (then call again with the rest of the input).
+    pub fn handle_input<'a>(&mut self, now: Instant, input: &'a [u8]) -> Consumed<'a> {
+        let mut pos = 0;
+        let body = loop {
+            if self.pending.is_some() {
+                break None;
+            }
+            let rest = &input[pos..];
+            match &mut self.phase {
+                Phase::Closed => break None,
+                Phase::Tls => {
+                    // RFC 3207 6: nothing the client sent before the handshake may count.
+                    pos = input.len();
+                    break None;
+                }
+                Phase::Proxy => match ProxyHeader::parse(rest) {
+                    Ok(Some((header, used))) => {
+                        pos += used;
+                        let proxy = ProxyInfo {
+                            source: header.source(),
+                            destination: header.destination(),
+                        };
+                        self.proxy = Some(proxy);
+                        self.phase = Phase::Command;
+                        self.activity = now;
+                        self.decide(
+                            Pending::Connect,
+                            Event::Connect { proxy: Some(proxy) },
+                        );
+                    }
+                    Ok(None) => break None,
+                    Err(_) => {
+                        self.close(CloseReason::BadProxyHeader);
+                        break None;
+                    }
+                },
+                Phase::Command | Phase::Auth(_) => match self.framer.next_line(rest) {
+                    Framed::Line { line, consumed } => {
+                        pos += consumed;
+                        self.activity = now;
+                        if matches!(self.phase, Phase::Auth(_)) {
+                            self.auth_line(line);
+                        } else {
+                            self.command(line);
+                        }
+                    }
+                    Framed::TooLong { consumed } => {
+                        pos += consumed;
+                        self.activity = now;
+                        if matches!(self.phase, Phase::Auth(_)) {
+                            self.end_auth();
+                            self.error(Reply::AUTH_LINE_TOO_LONG);
+                        } else {
+                            self.error(Reply::LINE_TOO_LONG);
+                        }
+                    }
+                    Framed::Incomplete { consumed } => {
+                        pos += consumed;
+                        break None;
+                    }
+                },
+                Phase::Data(decoder) => match decoder.decode(rest) {
+                    Decoded::Data { data, consumed } => {
+                        pos += consumed;
+                        self.activity = now;
+                        break Some(data);
+                    }
+                    Decoded::End { consumed, result } => {
+                        pos += consumed;
+                        self.activity = now;
+                        self.phase = Phase::Command;
+                        match result {
+                            Ok(size) => self.message_end(size),
+                            Err(e) => self.message_refused(e.reply(), Some(e), true),
+                        }
+                    }
+                    Decoded::NeedMore => {
+                        if !rest.is_empty() {
+                            self.activity = now;
+                        }
+                        pos = input.len();
+                        break None;
+                    }
+                },
+                Phase::Bdat {
+                    chunk,
+                    last,
+                    discard,
+                } => {
+                    let data = chunk.read(rest);
+                    pos += data.len();
+                    if !data.is_empty() {
+                        self.activity = now;
+                    }
+                    let (done, last, discard) = (chunk.is_done(), *last, *discard);
+                    if done {
+                        self.phase = Phase::Command;
+                        if !discard {
+                            self.chunk_end(last);
+                        }
+                    }
+                    if !data.is_empty() && !discard {
+                        break Some(data);
+                    }
+                    if !done {
+                        break None;
+                    }
+                }
+            }
+        };
+        if body.is_none() && self.pending.is_none() {
+            // All complete input was processed: the pipelined group's replies go out together.
+            self.flush();
+        }
+        Consumed { bytes: pos, body }
+    }
+
+    /// A deadline may have passed: answers `421 4.4.2` and closes if it did.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.poll_timeout().is_some_and(|deadline| now >= deadline) {
+            self.abort_message();
+            if !matches!(self.phase, Phase::Proxy) {
+                self.send(Reply::TIMEOUT);
+            }
+            self.close(CloseReason::Timeout);
+        }
+    }
+
+    /// The client closed its side.
+    pub fn handle_eof(&mut self, _now: Instant) {
+        if !self.is_closed() {
+            self.abort_message();
+            self.close(CloseReason::Eof);
+        }
+    }
+
+    /// The TLS handshake that [`Event::StartTls`] asked for succeeded: the session returns to
+    /// its state just after the greeting (RFC 3207 4.2), with TLS active.
+    pub fn tls_established(&mut self, now: Instant) {
+        if matches!(self.phase, Phase::Tls) {
+            self.tls = true;
+            self.hello = None;
+            self.authenticated = None;
+            self.reset_transaction();
+            self.framer = LineFramer::new(self.config.limits.command_line);
+            self.phase = Phase::Command;
+            self.activity = now;
+        }
+    }
+
+    /// Asks the session to end politely: `421 4.3.2` now if no message is in flight, otherwise
+    /// right after the message in flight is answered.
+    pub fn shutdown(&mut self, _now: Instant) {
+        if self.is_closed() {
+            return;
+        }
+        self.shutting_down = true;
+        let in_flight = matches!(self.phase, Phase::Data(_) | Phase::Bdat { .. })
+            || self.bdat_size.is_some()
+            || matches!(self.pending, Some(Pending::MessageEnd));
+        if !in_flight {
+            self.pending = None;
+            self.send(Reply::SHUTTING_DOWN);
+            self.close(CloseReason::Shutdown);
+        }
+    }
+
+    // ----- decisions -----
+
+    /// Accepts the pending decision with its default reply.
+    pub fn accept(&mut self, now: Instant) {
+        let reply = match &self.pending {
+            None => return,
+            Some(Pending::Connect) => {
+                let text = format!("{} {}", self.config.hostname, self.config.greeting);
+                Reply::new(220, None, text)
+            }
+            Some(Pending::Hello { .. }) => Reply::new(250, None, ""),
+            Some(Pending::Auth { username }) => {
+                let username = username.clone();
+                return self.accept_auth(now, username);
+            }
+            Some(Pending::Mail { .. }) => Reply::SENDER_OK,
+            Some(Pending::Rcpt { .. }) => Reply::RECIPIENT_OK,
+            Some(Pending::Vrfy) => VRFY_DEFAULT,
+            Some(Pending::MessageEnd) => Reply::MESSAGE_ACCEPTED,
+        };
+        self.reply(now, reply);
+    }
+
+    /// Answers the pending decision with `reply`: a 2xx reply accepts, anything else refuses.
+    /// In LMTP, a reply to [`Event::MessageEnd`] is sent once per recipient.
+    pub fn reply(&mut self, now: Instant, reply: Reply) {
+        let Some(pending) = self.pending.take() else {
+            return;
+        };
+        self.activity = now;
+        let ok = reply.is_positive();
+        match pending {
+            Pending::Connect if ok => self.send(reply),
+            Pending::Connect => {
+                self.send(reply);
+                self.close(CloseReason::Refused);
+            }
+            Pending::Hello {
+                name,
+                kind,
+                capabilities,
+            } if ok => {
+                self.reset_transaction();
+                let mut lines = self.config.hostname.clone();
+                if kind != HelloKind::Helo {
+                    for cap in &capabilities {
+                        lines.push('\n');
+                        lines.push_str(cap);
+                    }
+                }
+                self.send(Reply::new(250, None, lines));
+                self.hello = Some((kind, name));
+                self.errors = 0;
+            }
+            Pending::Auth { username } if ok => {
+                self.authenticated = Some(username);
+                self.send(reply);
+            }
+            Pending::Auth { .. } => {
+                self.send(reply);
+                self.auth_failures += 1;
+                if self.auth_failures >= self.config.limits.auth_failures {
+                    self.send(TOO_MANY_ERRORS);
+                    self.close(CloseReason::TooManyErrors);
+                }
+            }
+            Pending::Mail { from, params } if ok => {
+                self.envelope.from = Some(from);
+                self.envelope.params = params;
+                self.send(reply);
+            }
+            Pending::Rcpt { to, params } if ok => {
+                self.envelope.recipients.push(Recipient { path: to, params });
+                self.send(reply);
+            }
+            Pending::Rcpt { .. } => {
+                self.rcpt_refused = true;
+                self.send(reply);
+            }
+            Pending::MessageEnd => {
+                match self.config.mode {
+                    Mode::Smtp => self.send(reply),
+                    Mode::Lmtp => {
+                        for _ in 0..self.envelope.recipients.len() {
+                            self.send(reply.clone());
+                        }
+                    }
+                }
+                self.message_answered(ok);
+            }
+            Pending::Hello { .. } | Pending::Mail { .. } | Pending::Vrfy => self.send(reply),
+        }
+        self.after_decision();
+    }
+
+    /// Answers an [`Event::MessageEnd`] in LMTP with one reply per accepted recipient, in
+    /// order (RFC 2033 4.2). Missing replies are `451 4.3.0`; in SMTP, the first reply is used.
+    pub fn reply_each(&mut self, now: Instant, replies: Vec<Reply>) {
+        if !matches!(self.pending, Some(Pending::MessageEnd)) {
+            return;
+        }
+        if self.config.mode == Mode::Smtp {
+            let first = replies.into_iter().next().unwrap_or(Reply::LOCAL_ERROR);
+            return self.reply(now, first);
+        }
+        self.pending = None;
+        self.activity = now;
+        let mut any = false;
+        let count = self.envelope.recipients.len();
+        let mut replies = replies.into_iter();
+        for _ in 0..count {
+            let r = replies.next().unwrap_or(Reply::LOCAL_ERROR);
+            any |= r.is_positive();
+            self.send(r);
+        }
+        self.message_answered(any);
+        self.after_decision();
+    }
+
+    /// Accepts an [`Event::Auth`] with the given identity: `235 2.7.0`.
+    pub fn accept_auth(&mut self, now: Instant, identity: String) {
+        if let Some(Pending::Auth { username }) = &mut self.pending {
+            *username = identity;
+            self.reply(now, Reply::AUTH_SUCCESSFUL);
+        }
+    }
+
+    /// Replaces the capabilities an [`Event::Hello`] will announce (before accepting it).
+    pub fn set_capabilities(&mut self, capabilities: Vec<String>) {
+        if let Some(Pending::Hello {
+            capabilities: caps, ..
+        }) = &mut self.pending
+        {
+            *caps = capabilities;
+        }
+    }
+
+    // ----- internals -----
+
+    fn decide(&mut self, pending: Pending, event: Event) {
+        self.pending = Some(pending);
+        self.queue.push_back(Queued::Event(event));
+    }
+
+    fn event(&mut self, event: Event) {
+        self.queue.push_back(Queued::Event(event));
+    }
+
+    fn send(&mut self, reply: Reply) {
+        if self.config.extensions.enhanced_status_codes {
+            reply.write_to(&mut self.out);
+        } else {
+            reply.without_status().write_to(&mut self.out);
+        }
+    }
+
+    fn flush(&mut self) {
+        if !self.out.is_empty() && !matches!(self.queue.back(), Some(Queued::Transmit)) {
+            self.queue.push_back(Queued::Transmit);
+        }
+    }
+
+    fn close(&mut self, reason: CloseReason) {
+        self.pending = None;
+        self.phase = Phase::Closed;
+        self.flush();
+        self.queue.push_back(Queued::Closed(reason));
+    }
+
+    /// After a decision: a shutdown that waited for the message in flight can happen now.
+    fn after_decision(&mut self) {
+        if self.shutting_down && !self.is_closed() && self.bdat_size.is_none() {
+            self.send(Reply::SHUTTING_DOWN);
+            self.close(CloseReason::Shutdown);
+        }
+    }
+
+    /// An error reply that counts toward the limit of errors in a row.
+    fn error(&mut self, reply: Reply) {
+        self.send(reply);
+        self.errors += 1;
+        if self.errors >= self.config.limits.errors {
+            self.send(TOO_MANY_ERRORS);
+            self.close(CloseReason::TooManyErrors);
+        }
+    }
+
+    fn reset_transaction(&mut self) {
+        self.envelope.from = None;
+        self.envelope.params = MailParams::default();
+        self.envelope.recipients.clear();
+        self.rcpt_refused = false;
+        self.bdat_size = None;
+    }
+
+    /// Tells the driver that a message in progress will not complete.
+    fn abort_message(&mut self) {
+        let in_progress = matches!(self.phase, Phase::Data(_))
+            || matches!(self.phase, Phase::Bdat { discard: false, .. })
+            || self.bdat_size.is_some();
+        if in_progress {
+            self.event(Event::MessageAborted { error: None });
+        }
+    }
+
+    fn capabilities(&self) -> Vec<String> {
+        let c = &self.config;
+        let x = &c.extensions;
+        let size = format!("SIZE {}", c.limits.message_size);
+        let auth = format!("AUTH {}", c.auth.mechanisms.join(" "));
+        let offered = !c.auth.mechanisms.is_empty() && (self.tls || c.auth.allow_insecure);
+        let caps = [
+            (x.pipelining, "PIPELINING"),
+            (x.size, size.as_str()),
+            (x.eight_bit_mime, "8BITMIME"),
+            (x.binary_mime && x.chunking, "BINARYMIME"),
+            (x.chunking, "CHUNKING"),
+            (x.smtputf8, "SMTPUTF8"),
+            (x.dsn, "DSN"),
+            (x.enhanced_status_codes, "ENHANCEDSTATUSCODES"),
+            (c.tls.available && !self.tls, "STARTTLS"),
+            (x.requiretls && self.tls, "REQUIRETLS"),
+            (offered, auth.as_str()),
+            (x.help, "HELP"),
+        ];
+        caps.into_iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, cap)| cap.to_string())
+            .collect()
+    }
+
+    fn command(&mut self, line: &[u8]) {
+        let cmd = match Command::parse_with(line, self.config.parse) {
+            Ok(cmd) => cmd,
+            Err(e) => return self.error(e.reply()),
+        };
+        if let Some(i) = VERBS.iter().position(|v| *v == cmd.verb()) {
+            self.command_counts[i] += 1;
+            let count = self.command_counts[i];
+            let over = self.config.limits.commands.iter().any(|(verb, max)| {
+                verb.eq_ignore_ascii_case(VERBS[i]) && count > *max
+            });
+            if over {
+                self.send(TOO_MANY_ERRORS);
+                return self.close(CloseReason::TooManyErrors);
+            }
+        }
+        // RFC 3207 4: with TLS required, only these are allowed before it.
+        if self.config.tls.required
+            && !self.tls
+            && !matches!(
+                cmd,
+                Command::Ehlo { .. }
+                    | Command::Helo { .. }
+                    | Command::Lhlo { .. }
+                    | Command::Noop { .. }
+                    | Command::Rset
+                    | Command::Quit
+                    | Command::StartTls
+            )
+        {
+            return self.error(Reply::STARTTLS_FIRST);
+        }
+        // RFC 4954 6: with AUTH required, no transaction before it.
+        if self.config.auth.required
+            && self.authenticated.is_none()
+            && matches!(
+                cmd,
+                Command::Mail { .. } | Command::Rcpt { .. } | Command::Data | Command::Bdat { .. }
+            )
+        {
+            return self.error(Reply::AUTH_REQUIRED);
+        }
+        match cmd {
+            Command::Helo { domain } => self.hello(HelloKind::Helo, &domain),
+            Command::Ehlo { domain } => self.hello(HelloKind::Ehlo, &domain),
+            Command::Lhlo { domain } => self.hello(HelloKind::Lhlo, &domain),
+            Command::Mail { from, params } => self.mail(from, params),
+            Command::Rcpt { to, params } => self.rcpt(to, params),
+            Command::Data => self.data(),
+            Command::Bdat { size, last } => self.bdat(size, last),
+            Command::Rset => {
+                self.reset_transaction();
+                self.event(Event::Reset);
+                self.ok(Reply::OK);
+            }
+            Command::Noop { .. } => self.ok(Reply::OK),
+            Command::Quit => {
+                self.send(Reply::BYE);
+                self.close(CloseReason::Quit);
+            }
+            Command::Vrfy { arg } => {
+                self.errors = 0;
+                self.decide(
+                    Pending::Vrfy,
+                    Event::Vrfy {
+                        arg: arg.into_owned(),
+                    },
+                );
+            }
+            Command::Expn { .. } => self.error(Reply::NOT_IMPLEMENTED),
+            Command::Help { .. } if self.config.extensions.help => self.ok(HELP),
+            Command::Help { .. } => self.error(Reply::NOT_IMPLEMENTED),
+            Command::StartTls => self.starttls(),
+            Command::Auth {
+                mechanism,
+                initial_response,
+            } => self.auth(&mechanism, initial_response.as_deref()),
+        }
+    }
+
+    /// A reply to a command that went well: the error streak ends.
+    fn ok(&mut self, reply: Reply) {
+        self.errors = 0;
+        self.send(reply);
+    }
+
+    fn hello(&mut self, kind: HelloKind, name: &str) {
+        let lmtp = self.config.mode == Mode::Lmtp;
+        match kind {
+            HelloKind::Lhlo if !lmtp => return self.error(USE_EHLO),
+            HelloKind::Helo | HelloKind::Ehlo if lmtp => return self.error(USE_LHLO),
+            _ => {}
+        }
+        if self.envelope.in_transaction() || self.bdat_size.is_some() {
+            self.event(Event::Reset);
+        }
+        self.reset_transaction();
+        let capabilities = match kind {
+            HelloKind::Helo => Vec::new(),
+            HelloKind::Ehlo | HelloKind::Lhlo => self.capabilities(),
+        };
+        let event = Event::Hello {
+            name: name.to_string(),
+            kind,
+            capabilities: capabilities.clone(),
+        };
+        let pending = Pending::Hello {
+            name: name.to_string(),
+            kind,
+            capabilities,
+        };
+        self.decide(pending, event);
+    }
+
+    fn mail(&mut self, from: ReversePath<'_>, params: MailParams<'_>) {
+        if self.hello.is_none() || self.envelope.in_transaction() {
+            return self.error(Reply::BAD_SEQUENCE);
+        }
+        if let Some(max) = self.config.limits.transactions
+            && self.messages >= max
+        {
+            self.send(TOO_MANY_MESSAGES);
+            return self.close(CloseReason::TooManyMessages);
+        }
+        let config = Arc::clone(&self.config);
+        let x = &config.extensions;
+        let ehlo = !matches!(self.hello, Some((HelloKind::Helo, _)));
+        // RFC 5321 4.1.1.11: parameters only for extensions announced after EHLO.
+        let allowed = (params == MailParams::default() || ehlo)
+            && (params.size.is_none() || x.size)
+            && match params.body {
+                None | Some(Body::SevenBit) => true,
+                Some(Body::EightBitMime) => x.eight_bit_mime,
+                Some(Body::BinaryMime) => x.binary_mime && x.chunking,
+            }
+            && (!params.smtputf8 || x.smtputf8)
+            && (params.ret.is_none() && params.envid.is_none() || x.dsn)
+            && (params.auth.is_none() || !config.auth.mechanisms.is_empty())
+            && (!params.requiretls || x.requiretls && self.tls);
+        if !allowed {
+            return self.error(PARAM_NOT_ALLOWED);
+        }
+        // RFC 1870 6: a declared size over the limit is refused before any data.
+        if params.size.is_some_and(|n| n > config.limits.message_size) {
+            return self.error(Reply::MESSAGE_TOO_BIG);
+        }
+        self.errors = 0;
+        let from = from.into_owned();
+        let params = params.into_owned();
+        let event = Event::Mail {
+            from: from.clone(),
+            params: params.clone(),
+        };
+        self.decide(Pending::Mail { from, params }, event);
+    }
+
+    fn rcpt(&mut self, to: ForwardPath<'_>, params: RcptParams<'_>) {
+        if !self.envelope.in_transaction() || self.bdat_size.is_some() {
+            return self.error(Reply::BAD_SEQUENCE);
+        }
+        let ehlo = !matches!(self.hello, Some((HelloKind::Helo, _)));
+        if params != RcptParams::default() && (!ehlo || !self.config.extensions.dsn) {
+            return self.error(PARAM_NOT_ALLOWED);
+        }
+        // RFC 6531 3.5: a non-ASCII recipient needs an SMTPUTF8 transaction.
+        if to.mailbox().is_some_and(|m| !m.is_ascii()) && !self.envelope.params.smtputf8 {
+            return self.error(NON_ASCII_RECIPIENT);
+        }
+        if self.envelope.recipients.len() >= self.config.limits.recipients {
+            self.errors = 0;
+            return self.send(Reply::TOO_MANY_RECIPIENTS);
+        }
+        self.errors = 0;
+        let to = to.into_owned();
+        let params = params.into_owned();
+        let event = Event::Rcpt {
+            to: to.clone(),
+            params: params.clone(),
+        };
+        self.decide(Pending::Rcpt { to, params }, event);
+    }
+
+    fn data(&mut self) {
+        if !self.envelope.in_transaction() || self.bdat_size.is_some() {
+            return self.error(Reply::BAD_SEQUENCE);
+        }
+        if self.envelope.recipients.is_empty() {
+            return self.error(if self.rcpt_refused {
+                NO_VALID_RECIPIENTS
+            } else {
+                Reply::BAD_SEQUENCE
+            });
+        }
+        if self.envelope.params.body == Some(Body::BinaryMime) {
+            return self.error(BINARYMIME_NEEDS_BDAT);
+        }
+        self.errors = 0;
+        self.send(Reply::START_DATA);
+        self.flush();
+        self.event(Event::MessageStart);
+        let limit = self.config.limits.message_size;
+        self.phase = Phase::Data(DataDecoder::with_policy(limit, self.config.bare_line_endings));
+    }
+
+    fn bdat(&mut self, size: u64, last: bool) {
+        let chunking = self.config.extensions.chunking;
+        let ready = self.envelope.in_transaction() && !self.envelope.recipients.is_empty();
+        let discard = |s: &mut Self| {
+            s.phase = Phase::Bdat {
+                chunk: ChunkReader::new(size),
+                last,
+                discard: true,
+            };
+        };
+        if !chunking {
+            discard(self);
+            return self.error(Reply::NOT_IMPLEMENTED);
+        }
+        if !ready {
+            // RFC 3030 2: the chunk is still read, then refused.
+            discard(self);
+            let reply = if self.envelope.in_transaction() && self.rcpt_refused {
+                NO_VALID_RECIPIENTS
+            } else {
+                Reply::BAD_SEQUENCE
+            };
+            return self.error(reply);
+        }
+        let total = self.bdat_size.unwrap_or(0).saturating_add(size);
+        if total > self.config.limits.message_size {
+            discard(self);
+            let started = self.bdat_size.is_some();
+            let error = Some(crate::DataError::TooLarge);
+            return self.message_refused(Reply::MESSAGE_TOO_BIG, error, started);
+        }
+        self.errors = 0;
+        if self.bdat_size.is_none() {
+            self.event(Event::MessageStart);
+        }
+        self.bdat_size = Some(total);
+        self.phase = Phase::Bdat {
+            chunk: ChunkReader::new(size),
+            last,
+            discard: false,
+        };
+    }
+
+    fn chunk_end(&mut self, last: bool) {
+        let size = self.bdat_size.unwrap_or(0);
+        if last {
+            self.message_end(size);
+        } else {
+            let reply = Reply::new(250, st(2, 0, 0), format!("{size} octets received"));
+            self.send(reply);
+        }
+    }
+
+    fn message_end(&mut self, size: u64) {
+        self.decide(Pending::MessageEnd, Event::MessageEnd { size });
+    }
+
+    /// The session refuses the message in progress by itself; `started` when the driver was
+    /// told the message started.
+    fn message_refused(&mut self, reply: Reply, error: Option<crate::DataError>, started: bool) {
+        if started {
+            self.event(Event::MessageAborted { error });
+        }
+        self.send(reply);
+        self.reset_transaction();
+        self.after_decision();
+    }
+
+    fn message_answered(&mut self, accepted: bool) {
+        if accepted {
+            self.messages += 1;
+        }
+        self.reset_transaction();
+    }
+
+    fn starttls(&mut self) {
+        if !self.config.tls.available {
+            return self.error(Reply::NOT_IMPLEMENTED);
+        }
+        if self.tls {
+            return self.error(ALREADY_TLS);
+        }
+        self.errors = 0;
+        self.send(Reply::READY_TO_START_TLS);
+        self.flush();
+        if self.envelope.in_transaction() {
+            self.event(Event::Reset);
+        }
+        self.reset_transaction();
+        self.phase = Phase::Tls;
+        self.event(Event::StartTls);
+    }
+
+    fn auth(&mut self, mechanism: &str, initial: Option<&str>) {
+        let config = Arc::clone(&self.config);
+        let policy = &config.auth;
+        if policy.mechanisms.is_empty() {
+            return self.error(Reply::NOT_IMPLEMENTED);
+        }
+        if self.hello.is_none() || self.authenticated.is_some() || self.envelope.in_transaction()
+        {
+            return self.error(Reply::BAD_SEQUENCE);
+        }
+        let Some(name) = policy
+            .mechanisms
+            .iter()
+            .find(|m| m.eq_ignore_ascii_case(mechanism))
+        else {
+            return self.error(Reply::UNKNOWN_AUTH_MECHANISM);
+        };
+        if !self.tls && !policy.allow_insecure {
+            return self.error(Reply::AUTH_NEEDS_ENCRYPTION);
+        }
+        let exchange: Box<dyn SaslExchange> = if name.eq_ignore_ascii_case("PLAIN") {
+            Box::new(PlainExchange)
+        } else if name.eq_ignore_ascii_case("LOGIN") {
+            Box::<LoginExchange>::default()
+        } else if let Some(m) = policy.custom.iter().find(|m| m.name().eq_ignore_ascii_case(name)) {
+            m.start()
+        } else {
+            return self.error(Reply::UNKNOWN_AUTH_MECHANISM);
+        };
+        let response = match initial.map(|r| decode_sasl_response(r.as_bytes())) {
+            None => None,
+            Some(Ok(SaslResponse::Data(d))) => Some(d),
+            Some(Ok(SaslResponse::Cancel)) => return self.error(AUTH_CANCELLED),
+            Some(Err(e)) => return self.error(e.reply()),
+        };
+        self.errors = 0;
+        self.framer.set_max(config.limits.auth_line);
+        self.phase = Phase::Auth(exchange);
+        self.auth_step(response);
+    }
+
+    fn auth_line(&mut self, line: &[u8]) {
+        match decode_sasl_response(line) {
+            Ok(SaslResponse::Data(d)) => self.auth_step(Some(d)),
+            Ok(SaslResponse::Cancel) => {
+                self.end_auth();
+                self.error(AUTH_CANCELLED);
+            }
+            Err(e) => {
+                self.end_auth();
+                self.error(e.reply());
+            }
+        }
+    }
+
+    fn auth_step(&mut self, response: Option<Vec<u8>>) {
+        let Phase::Auth(exchange) = &mut self.phase else {
+            return;
+        };
+        match exchange.step(response) {
+            SaslStep::Challenge(c) => {
+                let text = crate::sasl::encode_sasl_challenge(&c);
+                self.out.extend_from_slice(b"334 ");
+                self.out.extend_from_slice(text.as_bytes());
+                self.out.extend_from_slice(b"\r\n");
+            }
+            SaslStep::Done(credentials) => {
+                self.end_auth();
+                let username = credentials.username().to_string();
+                self.decide(Pending::Auth { username }, Event::Auth { credentials });
+            }
+            SaslStep::Failed(reply) => {
+                self.end_auth();
+                self.error(reply);
+            }
+        }
+    }
+
+    fn end_auth(&mut self) {
+        self.phase = Phase::Command;
+        self.framer.set_max(self.config.limits.command_line);
+    }
+}
