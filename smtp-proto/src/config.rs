@@ -230,7 +230,10 @@ impl std::fmt::Debug for AuthPolicy {
             .field("mechanisms", &self.mechanisms)
             .field("required", &self.required)
             .field("allow_insecure", &self.allow_insecure)
-            .field("custom", &self.custom.iter().map(|m| m.name()).collect::<Vec<_>>())
+            .field(
+                "custom",
+                &self.custom.iter().map(|m| m.name()).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }

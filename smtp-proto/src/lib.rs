@@ -78,11 +78,9 @@ pub mod fuzzing;
 pub use address::{ForwardPath, Mailbox, ReversePath};
 pub use command::{Command, ParseOptions};
 pub use config::{AuthPolicy, Config, Extensions, Limits, Mode, Timeouts, TlsPolicy};
-pub use event::{
-    CloseReason, Consumed, Envelope, Event, HelloKind, Output, ProxyInfo, Recipient,
-};
 pub use data::{BareLineEndings, ChunkReader, DataDecoder, DataError, Decoded, dot_stuff};
 pub use error::{AddressError, ParseError, ProxyError, ReplyError, SaslError};
+pub use event::{CloseReason, Consumed, Envelope, Event, HelloKind, Output, ProxyInfo, Recipient};
 pub use line::{DEFAULT_COMMAND_LINE_MAX, Framed, LineFramer};
 pub use params::{Body, MailParams, Notify, Orcpt, RcptParams, Ret, xtext_decode, xtext_encode};
 pub use proxy::{

@@ -284,11 +284,19 @@ mod tests {
         assert!(matches!(plain.step(Some(b"x".to_vec())), SaslStep::Failed(r) if r.code() == 501));
         let mut login = LoginExchange::default();
         assert!(matches!(login.step(None), SaslStep::Challenge(c) if c == b"Username:"));
-        assert!(matches!(login.step(Some(b"ann".to_vec())), SaslStep::Challenge(c) if c == b"Password:"));
+        assert!(
+            matches!(login.step(Some(b"ann".to_vec())), SaslStep::Challenge(c) if c == b"Password:")
+        );
         let SaslStep::Done(c) = login.step(Some(b"pw".to_vec())) else {
             panic!()
         };
-        assert_eq!(c, Credentials::Login { username: "ann".into(), password: "pw".into() });
+        assert_eq!(
+            c,
+            Credentials::Login {
+                username: "ann".into(),
+                password: "pw".into()
+            }
+        );
         assert!(!format!("{c:?}").contains("pw"));
     }
 

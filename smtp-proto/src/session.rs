@@ -74,17 +74,22 @@ const fn st(class: u8, subject: u16, detail: u16) -> Option<EnhancedStatus> {
 }
 
 const NO_VALID_RECIPIENTS: Reply = Reply::const_new(554, st(5, 5, 1), "No valid recipients");
-const BINARYMIME_NEEDS_BDAT: Reply =
-    Reply::const_new(503, st(5, 5, 1), "BINARYMIME requires BDAT");
+const BINARYMIME_NEEDS_BDAT: Reply = Reply::const_new(503, st(5, 5, 1), "BINARYMIME requires BDAT");
 const PARAM_NOT_ALLOWED: Reply = Reply::const_new(
     555,
     st(5, 5, 4),
     "MAIL FROM/RCPT TO parameters not recognized or not implemented",
 );
-const TOO_MANY_ERRORS: Reply =
-    Reply::const_new(421, st(4, 7, 0), "Too many errors, closing transmission channel");
-const TOO_MANY_MESSAGES: Reply =
-    Reply::const_new(421, st(4, 7, 0), "Too many messages, closing transmission channel");
+const TOO_MANY_ERRORS: Reply = Reply::const_new(
+    421,
+    st(4, 7, 0),
+    "Too many errors, closing transmission channel",
+);
+const TOO_MANY_MESSAGES: Reply = Reply::const_new(
+    421,
+    st(4, 7, 0),
+    "Too many messages, closing transmission channel",
+);
 const AUTH_CANCELLED: Reply = Reply::const_new(501, st(5, 0, 0), "Authentication cancelled");
 const VRFY_DEFAULT: Reply = Reply::const_new(
     252,
@@ -154,8 +159,8 @@ enum Queued {
 
 /// The verbs a per-connection limit can name, in the order of the counters.
 const VERBS: [&str; 15] = [
-    "HELO", "EHLO", "LHLO", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "NOOP", "QUIT", "VRFY",
-    "EXPN", "HELP", "STARTTLS", "AUTH",
+    "HELO", "EHLO", "LHLO", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "NOOP", "QUIT", "VRFY", "EXPN",
+    "HELP", "STARTTLS", "AUTH",
 ];
 
 /// One server-side SMTP or LMTP connection, as a state machine.
@@ -404,10 +409,7 @@ impl Session {
                         self.proxy = Some(proxy);
                         self.phase = Phase::Command;
                         self.activity = now;
-                        self.decide(
-                            Pending::Connect,
-                            Event::Connect { proxy: Some(proxy) },
-                        );
+                        self.decide(Pending::Connect, Event::Connect { proxy: Some(proxy) });
                     }
                     Ok(None) => break None,
                     Err(_) => {
@@ -440,6 +442,8 @@ impl Session {
                         break None;
                     }
                 },
+                // Events queued before the content (MessageStart) must reach the driver first.
+                Phase::Data(_) | Phase::Bdat { .. } if !self.queue.is_empty() => break None,
                 Phase::Data(decoder) => match decoder.decode(rest) {
                     Decoded::Data { data, consumed } => {
                         pos += consumed;
@@ -618,7 +622,9 @@ impl Session {
                 self.send(reply);
             }
             Pending::Rcpt { to, params } if ok => {
-                self.envelope.recipients.push(Recipient { path: to, params });
+                self.envelope
+                    .recipients
+                    .push(Recipient { path: to, params });
                 self.send(reply);
             }
             Pending::Rcpt { .. } => {
@@ -785,9 +791,12 @@ impl Session {
         if let Some(i) = VERBS.iter().position(|v| *v == cmd.verb()) {
             self.command_counts[i] += 1;
             let count = self.command_counts[i];
-            let over = self.config.limits.commands.iter().any(|(verb, max)| {
-                verb.eq_ignore_ascii_case(VERBS[i]) && count > *max
-            });
+            let over = self
+                .config
+                .limits
+                .commands
+                .iter()
+                .any(|(verb, max)| verb.eq_ignore_ascii_case(VERBS[i]) && count > *max);
             if over {
                 self.send(TOO_MANY_ERRORS);
                 return self.close(CloseReason::TooManyErrors);
@@ -978,7 +987,10 @@ impl Session {
         self.flush();
         self.event(Event::MessageStart);
         let limit = self.config.limits.message_size;
-        self.phase = Phase::Data(DataDecoder::with_policy(limit, self.config.bare_line_endings));
+        self.phase = Phase::Data(DataDecoder::with_policy(
+            limit,
+            self.config.bare_line_endings,
+        ));
     }
 
     fn bdat(&mut self, size: u64, last: bool) {
@@ -1080,8 +1092,7 @@ impl Session {
         if policy.mechanisms.is_empty() {
             return self.error(Reply::NOT_IMPLEMENTED);
         }
-        if self.hello.is_none() || self.authenticated.is_some() || self.envelope.in_transaction()
-        {
+        if self.hello.is_none() || self.authenticated.is_some() || self.envelope.in_transaction() {
             return self.error(Reply::BAD_SEQUENCE);
         }
         let Some(name) = policy
@@ -1098,7 +1109,11 @@ impl Session {
             Box::new(PlainExchange)
         } else if name.eq_ignore_ascii_case("LOGIN") {
             Box::<LoginExchange>::default()
-        } else if let Some(m) = policy.custom.iter().find(|m| m.name().eq_ignore_ascii_case(name)) {
+        } else if let Some(m) = policy
+            .custom
+            .iter()
+            .find(|m| m.name().eq_ignore_ascii_case(name))
+        {
             m.start()
         } else {
             return self.error(Reply::UNKNOWN_AUTH_MECHANISM);

@@ -106,7 +106,11 @@ impl Pair {
     pub fn send(&mut self, bytes: impl AsRef<[u8]>) -> &mut Self {
         let bytes = bytes.as_ref();
         for line in String::from_utf8_lossy(bytes).split_inclusive('\n') {
-            let _ = writeln!(self.transcript, "C: {}", line.trim_end_matches(['\r', '\n']));
+            let _ = writeln!(
+                self.transcript,
+                "C: {}",
+                line.trim_end_matches(['\r', '\n'])
+            );
         }
         self.input.extend_from_slice(bytes);
         self.drive();
