@@ -22,13 +22,18 @@ const MESSAGES: usize = 10_000;
 fn client_bytes() -> Vec<u8> {
     let mut body = Vec::new();
     while body.len() < 1000 {
-        body.extend_from_slice(b"Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod.\r\n");
+        body.extend_from_slice(
+            b"Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod.\r\n",
+        );
     }
     let mut out = b"EHLO client.example\r\n".to_vec();
     for i in 0..MESSAGES {
         out.extend_from_slice(
-            format!("MAIL FROM:<sender{}@example.com>\r\nRCPT TO:<rcpt@example.org>\r\nDATA\r\n", i % 10)
-                .as_bytes(),
+            format!(
+                "MAIL FROM:<sender{}@example.com>\r\nRCPT TO:<rcpt@example.org>\r\nDATA\r\n",
+                i % 10
+            )
+            .as_bytes(),
         );
         out.extend_from_slice(&body);
         out.extend_from_slice(b".\r\n");

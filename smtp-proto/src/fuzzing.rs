@@ -114,3 +114,93 @@ pub fn proxy(data: &[u8]) {
         assert!(header.tlvs().count() <= data.len());
     }
 }
+
+/// Runs a whole [`Session`](crate::Session) on arbitrary bytes: the input chooses the
+/// configuration, how the client bytes are split, how much virtual time passes between reads,
+/// and how each decision is answered. Checks that the session never panics, never asks the
+/// driver to hold more than its limit, and that message content stays within the size limit.
+pub fn session(data: &[u8]) {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use crate::{Config, Event, Output, Reply, Session};
+
+    let Some((&[flags, split, tick, decide], mut data)) = data.split_first_chunk::<4>() else {
+        return;
+    };
+    let mut config = Config::new("fuzz.example");
+    config.limits.message_size = 512;
+    config.limits.recipients = 3;
+    config.tls.available = flags & 1 != 0;
+    config.tls.required = flags & 2 != 0;
+    config.proxy_protocol = flags & 4 != 0;
+    config.mode = if flags & 8 != 0 {
+        crate::Mode::Lmtp
+    } else {
+        crate::Mode::Smtp
+    };
+    config.extensions.enhanced_status_codes = flags & 16 != 0;
+    config.auth.allow_insecure = flags & 32 != 0;
+    config.auth.required = flags & 64 != 0;
+    config.auth.mechanisms = vec!["PLAIN".into(), "LOGIN".into()];
+    config.bare_line_endings = match flags >> 7 {
+        0 => crate::BareLineEndings::Normalize,
+        _ => crate::BareLineEndings::Reject,
+    };
+    let mut now = Instant::now();
+    let mut s = Session::new(Arc::new(config), now);
+    let mut buf = Vec::new();
+    let mut body = 0usize;
+    let mut n = 0u32;
+    let mut closed = false;
+    let step = usize::from(split).max(1);
+    while !closed {
+        // Outputs, answering decisions as the input's fourth byte says.
+        while let Some(out) = s.poll_output() {
+            match out {
+                Output::Transmit(bytes) => assert!(!bytes.is_empty()),
+                Output::Event(e) => {
+                    if matches!(e, Event::MessageStart | Event::MessageAborted { .. }) {
+                        body = 0;
+                    }
+                    if matches!(e, Event::StartTls) {
+                        buf.clear();
+                        s.tls_established(now);
+                    } else if e.needs_decision() {
+                        n = n.wrapping_add(1);
+                        match (decide >> (n % 8)) & 1 {
+                            0 => s.accept(now),
+                            _ => s.reply(now, Reply::LOCAL_ERROR),
+                        }
+                    }
+                }
+                Output::Closed(_) => closed = true,
+            }
+        }
+        if closed {
+            break;
+        }
+        let used = s.handle_input(now, &buf);
+        let (consumed, had_body) = (used.bytes, used.body.is_some());
+        if let Some(chunk) = used.body {
+            body += chunk.len();
+            assert!(body <= 512, "content past the size limit");
+        }
+        buf.drain(..consumed);
+        assert!(
+            buf.len() <= s.max_buffered_input() + step,
+            "driver asked to hold too much"
+        );
+        if consumed == 0 && !had_body && !s.is_pending() {
+            if data.is_empty() {
+                s.handle_eof(now);
+                continue;
+            }
+            let take = step.min(data.len());
+            buf.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            now += Duration::from_secs(u64::from(tick) * 3);
+            s.handle_timeout(now);
+        }
+    }
+}

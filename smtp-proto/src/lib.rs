@@ -1,26 +1,33 @@
-//! The SMTP server protocol without I/O: bytes in, commands, replies and message bytes out.
+//! The SMTP server protocol without I/O: bytes in, replies, events and message bytes out.
 //!
-//! This crate is the wire layer of an embeddable ESMTP/LMTP server. It reads and writes the
-//! protocol and nothing else: **no sockets, no tokio, no clock, no TLS.** The caller owns the
-//! buffers and says how many bytes each step consumed, so everything here can be tested byte by
-//! byte and fuzzed without a runtime.
+//! This crate is the protocol brain of an embeddable ESMTP/LMTP server. **No sockets, no
+//! tokio, no clock, no TLS:** the caller owns the buffers and says how many bytes each step
+//! consumed, time is passed in, and the TLS upgrade is only signalled. So every behaviour can
+//! be tested byte by byte, in virtual time (see `smtp-testkit`'s `Pair`), and fuzzed.
 //!
 //! ```text
-//!   bytes from the client                                   bytes to the client
-//!          │                                                        ▲
-//!          ▼                                                        │
-//!   ProxyHeader::parse ── once, before the greeting (optional)      │
-//!          │                                                        │
-//!          ▼                                                        │
-//!   LineFramer ──▶ Command::parse ──▶ (your state machine) ──▶ Reply::write_to
-//!          │                               │  AUTH: decode_sasl_response, decode_plain
-//!          │                               ▼
-//!          └──── after DATA ──▶ DataDecoder ──▶ message bytes (borrowed slices)
-//!          └──── after BDAT ──▶ ChunkReader ──▶ message bytes (borrowed slices)
+//!   bytes from the client                                         bytes to the client
+//!          │                                                              ▲
+//!          ▼                                                              │
+//!   Session::handle_input(now, &buf) ──▶ Consumed { bytes, body }         │
+//!          │   PROXY header (optional) ─ ProxyHeader::parse               │
+//!          │   command lines ─ LineFramer ─ Command::parse                │
+//!          │   AUTH lines ─ decode_sasl_response ─ PLAIN/LOGIN/custom     │
+//!          │   DATA ─ DataDecoder       BDAT ─ ChunkReader ──▶ body slices│
+//!          ▼                                                              │
+//!   Session::poll_output() ──▶ Output::Transmit(replies) ─────────────────┘
+//!                          ──▶ Output::Event(Mail, Rcpt, MessageEnd, StartTls, ...)
+//!                                  └─ decisions: accept / reply / reply_each / accept_auth
+//!                          ──▶ Output::Closed(reason)
+//!   Session::poll_timeout() / handle_timeout(now)      (RFC 5321 4.5.3.2 deadlines)
 //! ```
 //!
-//! What it does not do (yet): the session state machine (sequencing, limits, timeouts,
-//! STARTTLS and AUTH exchanges) is the next layer; the tokio driver lives in `smtp-server`.
+//! The layers below [`Session`] are public too: a client, a relay or another server design can
+//! use the command and reply parsers, the DATA decoder or the PROXY parser on their own.
+//!
+//! What it does not do: network I/O, TLS, storing or relaying mail, checking passwords or
+//! recipients (those are decisions the driver's handler makes); `smtp-server` is the tokio
+//! driver. Every reply the session makes by itself is listed in the [`session`] module docs.
 //!
 //! # A command loop
 //!
@@ -70,7 +77,7 @@ mod params;
 mod proxy;
 mod reply;
 mod sasl;
-mod session;
+pub mod session;
 
 #[doc(hidden)]
 pub mod fuzzing;

@@ -156,13 +156,20 @@ impl Reply {
             out.extend_from_slice(&code);
             out.push(if lines.peek().is_some() { b'-' } else { b' ' });
             if let Some(status) = self.status {
-                // Formatting into a Vec cannot fail.
-                let _ = std::io::Write::write_fmt(out, format_args!("{status}"));
+                push_decimal(out, status.class.into());
+                out.push(b'.');
+                push_decimal(out, status.subject);
+                out.push(b'.');
+                push_decimal(out, status.detail);
                 if !line.is_empty() {
                     out.push(b' ');
                 }
             }
-            out.extend(line.bytes().filter(|&b| b != b'\r'));
+            if memchr::memchr(b'\r', line.as_bytes()).is_some() {
+                out.extend(line.bytes().filter(|&b| b != b'\r'));
+            } else {
+                out.extend_from_slice(line.as_bytes());
+            }
             out.extend_from_slice(b"\r\n");
         }
     }
@@ -245,6 +252,22 @@ impl Reply {
             }
         }
     }
+}
+
+/// Appends `n` in decimal, without the formatting machinery (this is on every reply's path).
+fn push_decimal(out: &mut Vec<u8>, n: u16) {
+    let mut digits = [0u8; 5];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 impl fmt::Display for Reply {

@@ -272,4 +272,21 @@ proptest! {
         fuzzing::proxy(&input);
         fuzzing::proxy(&data);
     }
+
+    #[test]
+    fn fuzz_session(
+        head in prop::collection::vec(any::<u8>(), 4),
+        script in prop::sample::select(vec![
+            "EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\nDATA\r\n",
+            "PROXY TCP4 192.0.2.1 192.0.2.2 1 25\r\nLHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<c@d.example>\r\nBDAT 5\r\n",
+            "EHLO c\r\nSTARTTLS\r\nEHLO c\r\nAUTH LOGIN\r\nYQ==\r\n",
+            "",
+        ]),
+        tail in prop::collection::vec(prop_oneof![Just(b'.'), Just(b'\r'), Just(b'\n'), any::<u8>()], 0..1500),
+    ) {
+        let mut data = head;
+        data.extend_from_slice(script.as_bytes());
+        data.extend_from_slice(&tail);
+        fuzzing::session(&data);
+    }
 }

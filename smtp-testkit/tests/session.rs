@@ -1046,3 +1046,49 @@ mod properties {
         }
     }
 }
+
+/// RFC 4954: a mechanism plugged in from outside gets each client response.
+#[test]
+fn custom_sasl_mechanism() {
+    use smtp_proto::{SaslExchange, SaslMechanism, SaslStep};
+    use std::sync::Arc;
+
+    struct XTest;
+    struct XTestExchange;
+    impl SaslMechanism for XTest {
+        fn name(&self) -> &str {
+            "X-TEST"
+        }
+        fn start(&self) -> Box<dyn SaslExchange> {
+            Box::new(XTestExchange)
+        }
+    }
+    impl SaslExchange for XTestExchange {
+        fn step(&mut self, response: Option<Vec<u8>>) -> SaslStep {
+            match response {
+                None => SaslStep::Challenge(b"token?".to_vec()),
+                Some(token) => SaslStep::Done(Credentials::Custom {
+                    mechanism: "X-TEST".into(),
+                    identity: "carol".into(),
+                    data: token,
+                }),
+            }
+        }
+    }
+    let mut config = Config::new("mx.example");
+    config.auth.mechanisms = vec!["X-TEST".into()];
+    config.auth.custom = vec![Arc::new(XTest)];
+    config.auth.allow_insecure = true;
+    let mut pair = Pair::with_decider(config, |event, _| match event {
+        Event::Auth {
+            credentials: Credentials::Custom { data, .. },
+        } if data == b"s3cret" => Decision::Accept,
+        Event::Auth { .. } => Decision::Reply(Reply::AUTH_INVALID),
+        _ => Decision::Accept,
+    });
+    pair.send(EHLO).send("AUTH X-TEST\r\n");
+    assert!(String::from_utf8_lossy(pair.wire()).ends_with("334 dG9rZW4/\r\n"));
+    pair.send("czNjcmV0\r\n");
+    assert_eq!(pair.codes(), [220, 250, 334, 235]);
+    assert_eq!(pair.session().authenticated(), Some("carol"));
+}
