@@ -52,7 +52,7 @@ fn run(config: &Arc<Config>, input: &[u8]) -> (usize, usize) {
     let mut body = 0;
     let mut accepted = 0;
     let mut reads = input.chunks(64 * 1024);
-    let mut drain = |s: &mut Session, wrote: &mut usize, accepted: &mut usize| {
+    let drain = |s: &mut Session, wrote: &mut usize, accepted: &mut usize| {
         while let Some(out) = s.poll_output() {
             match out {
                 Output::Transmit(bytes) => *wrote += bytes.len(),

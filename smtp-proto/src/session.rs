@@ -36,7 +36,7 @@
 //! | DATA with `BODY=BINARYMIME` | `503 5.5.1 BINARYMIME requires BDAT` (RFC 3030 3) | |
 //! | parameter of an extension not announced, or after HELO | `555 5.5.4` | |
 //! | non-ASCII recipient without SMTPUTF8 | `553 5.6.7` (RFC 6531 3.5) | |
-//! | syntax errors | `500 5.5.2`, `501 5.5.4`, `553 5.1.x`, `555 5.5.4` ([`ParseError::reply`]) | counts as an error |
+//! | syntax errors | `500 5.5.2`, `501 5.5.4`, `553 5.1.x`, `555 5.5.4` ([`ParseError::reply`](crate::ParseError::reply)) | counts as an error |
 //! | line too long | `500 5.5.2 Line too long`, `500 5.5.6` in AUTH | counts as an error |
 //! | SIZE over the limit | `552 5.3.4` at MAIL (RFC 1870 6) | |
 //! | too many recipients | `452 4.5.3 Too many recipients` (RFC 5321 4.5.3.1.10) | |
