@@ -295,6 +295,14 @@ impl Session {
         s
     }
 
+    /// A session on a connection that is already encrypted (implicit TLS, "port 465" style,
+    /// RFC 8314): STARTTLS is not offered and AUTH may be.
+    pub fn new_tls(config: Arc<Config>, now: Instant) -> Self {
+        let mut s = Self::new(config, now);
+        s.tls = true;
+        s
+    }
+
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.config
@@ -837,12 +845,14 @@ impl Session {
             Command::Data => self.data(),
             Command::Bdat { size, last } => self.bdat(size, last),
             Command::Rset => {
+                self.abort_message();
                 self.reset_transaction();
                 self.event(Event::Reset);
                 self.ok(Reply::OK);
             }
             Command::Noop { .. } => self.ok(Reply::OK),
             Command::Quit => {
+                self.abort_message();
                 self.send(Reply::BYE);
                 self.close(CloseReason::Quit);
             }
@@ -880,6 +890,7 @@ impl Session {
             _ => {}
         }
         if self.envelope.in_transaction() || self.bdat_size.is_some() {
+            self.abort_message();
             self.event(Event::Reset);
         }
         self.reset_transaction();
@@ -1079,6 +1090,7 @@ impl Session {
         self.send(Reply::READY_TO_START_TLS);
         self.flush();
         if self.envelope.in_transaction() {
+            self.abort_message();
             self.event(Event::Reset);
         }
         self.reset_transaction();

@@ -1092,3 +1092,16 @@ fn custom_sasl_mechanism() {
     assert_eq!(pair.codes(), [220, 250, 334, 235]);
     assert_eq!(pair.session().authenticated(), Some("carol"));
 }
+
+/// RFC 3030 2: a BDAT message in progress is dropped by RSET, EHLO or QUIT, and the driver hears.
+#[test]
+fn bdat_message_dropped_between_chunks() {
+    for cmd in ["RSET\r\n", "EHLO again\r\n", "QUIT\r\n"] {
+        let mut pair = Pair::new(Config::new("mx.example"));
+        pair.send("EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\nBDAT 1\r\nx");
+        pair.send(cmd);
+        let aborted = pair.events().iter().filter(|e| **e == Event::MessageAborted { error: None });
+        assert_eq!(aborted.count(), 1, "{cmd:?}\n{}", pair.transcript());
+        assert!(pair.messages().is_empty());
+    }
+}
