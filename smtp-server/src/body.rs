@@ -1,0 +1,107 @@
+//! A message's content as it arrives, and the collected message.
+
+use std::pin::Pin;
+use std::sync::OnceLock;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::mpsc;
+
+use crate::error::BodyError;
+
+/// The content of one message, as a stream of chunks with backpressure: the connection reads
+/// from the client only as fast as the handler takes chunks, so a message of any size never
+/// has to sit in memory.
+///
+/// Take chunks with [`Body::chunk`] (or as a `futures::Stream`), or everything at once with
+/// [`Body::collect`]. The content is unstuffed and ends with the final CRLF of the message.
+#[derive(Debug)]
+pub struct Body {
+    rx: mpsc::Receiver<Result<Bytes, BodyError>>,
+    limit: u64,
+}
+
+impl Body {
+    pub(crate) fn new(rx: mpsc::Receiver<Result<Bytes, BodyError>>, limit: u64) -> Self {
+        Self { rx, limit }
+    }
+
+    /// The next chunk; `None` at the end of the message.
+    pub async fn chunk(&mut self) -> Option<Result<Bytes, BodyError>> {
+        self.rx.recv().await
+    }
+
+    /// Reads the whole message into memory (at most the session's size limit).
+    pub async fn collect(mut self) -> Result<Message, BodyError> {
+        let mut raw = BytesMut::with_capacity(usize::try_from(self.limit.min(64 * 1024)).unwrap_or(0));
+        while let Some(chunk) = self.chunk().await {
+            raw.extend_from_slice(&chunk?);
+        }
+        Ok(Message::new(raw.freeze()))
+    }
+
+    /// Reads and drops the content; returns its size.
+    pub async fn discard(mut self) -> Result<u64, BodyError> {
+        let mut size = 0;
+        while let Some(chunk) = self.chunk().await {
+            size += chunk?.len() as u64;
+        }
+        Ok(size)
+    }
+}
+
+impl futures_util::Stream for Body {
+    type Item = Result<Bytes, BodyError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+/// A whole message: its raw bytes and, parsed on first use, its MIME structure.
+pub struct Message {
+    raw: Bytes,
+    parsed: OnceLock<Option<mail_parser::Message<'static>>>,
+}
+
+impl Message {
+    /// A message from its raw bytes.
+    pub fn new(raw: Bytes) -> Self {
+        Self {
+            raw,
+            parsed: OnceLock::new(),
+        }
+    }
+
+    /// The bytes exactly as received (after dot-unstuffing).
+    pub fn raw(&self) -> &Bytes {
+        &self.raw
+    }
+
+    /// The parsed message (headers, bodies, attachments), parsed once on first call; `None` if
+    /// mail-parser cannot make sense of it.
+    pub fn parsed(&self) -> Option<&mail_parser::Message<'static>> {
+        self.parsed
+            .get_or_init(|| {
+                mail_parser::MessageParser::default()
+                    .parse(&self.raw[..])
+                    .map(mail_parser::Message::into_owned)
+            })
+            .as_ref()
+    }
+}
+
+impl Clone for Message {
+    fn clone(&self) -> Self {
+        Self::new(self.raw.clone())
+    }
+}
+
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Message")
+            .field("len", &self.raw.len())
+            .field("subject", &self.parsed().and_then(|m| m.subject()))
+            .finish()
+    }
+}

@@ -1,0 +1,37 @@
+//! Errors of the server (not of a session: those are SMTP replies).
+
+use std::io;
+
+/// Why the server could not start or run.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Binding, accepting or another I/O failure.
+    #[error("I/O error: {0}")]
+    Io(#[from] io::Error),
+    /// A certificate or key could not be loaded, or the TLS configuration is incomplete.
+    #[error("TLS configuration: {0}")]
+    Tls(String),
+    /// The builder has no listener.
+    #[error("no listener configured")]
+    NoListener,
+    /// The builder has no handler.
+    #[error("no handler configured")]
+    NoHandler,
+}
+
+/// Why a message body could not be read to its end. The session has already answered the
+/// client (552, 554, or the connection is gone); the handler's result is not used.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    /// The message is larger than the limit (the client got 552 5.3.4).
+    #[error("message exceeds the size limit")]
+    TooLarge,
+    /// Bare CR or LF under the Reject policy (the client got 554 5.6.0).
+    #[error("message contains bare CR or LF")]
+    BareLineEnding,
+    /// The connection ended, timed out, or the transaction was reset before the end.
+    #[error("connection lost before the end of the message")]
+    Incomplete,
+}

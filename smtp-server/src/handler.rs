@@ -1,0 +1,159 @@
+//! The `Handler` trait: the decisions a server makes, with aiosmtpd's defaults.
+
+use std::net::SocketAddr;
+
+use async_trait::async_trait;
+use smtp_proto::{
+    Credentials, EnhancedStatus, Envelope, ForwardPath, MailParams, ProxyInfo, RcptParams, Reply,
+    ReversePath,
+};
+
+use crate::body::Body;
+
+/// What a handler knows about the connection.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionInfo {
+    /// A number unique to this connection within the process.
+    pub id: u64,
+    /// The listener's name (its address, or the name given to the builder).
+    pub listener: String,
+    /// The peer's address (`None` on a Unix socket).
+    pub peer: Option<SocketAddr>,
+    /// Our address (`None` on a Unix socket).
+    pub local: Option<SocketAddr>,
+    /// The addresses a PROXY protocol header gave, when the listener expects one.
+    pub proxy: Option<ProxyInfo>,
+    /// The name from HELO/EHLO/LHLO, once accepted.
+    pub helo: Option<String>,
+    /// TLS, once active.
+    pub tls: Option<TlsInfo>,
+    /// The authenticated identity, after AUTH.
+    pub auth: Option<String>,
+}
+
+impl SessionInfo {
+    /// The client's real address: the PROXY source if there is one, else the peer.
+    pub fn client_addr(&self) -> Option<SocketAddr> {
+        self.proxy.and_then(|p| p.source).or(self.peer)
+    }
+}
+
+/// The TLS state of a connection.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TlsInfo {
+    /// The protocol version, such as `TLSv1_3`.
+    pub protocol: String,
+    /// The cipher suite.
+    pub cipher: String,
+    /// The server name the client asked for (SNI).
+    pub sni: Option<String>,
+    /// True for implicit TLS (from the first byte), false after STARTTLS.
+    pub implicit: bool,
+}
+
+/// `252 2.5.0`: the answer to VRFY that promises nothing (RFC 5321 3.5.3).
+pub const VRFY_CANNOT: Reply = Reply::const_new(
+    252,
+    Some(EnhancedStatus::new(2, 5, 0)),
+    "Cannot VRFY user, but will accept message and attempt delivery",
+);
+
+/// The decisions of a mail server. Every method has a default, the one aiosmtpd's default
+/// handler has: accept every sender and recipient, accept and discard every message, refuse
+/// every AUTH (implement [`Handler::auth`] to offer it).
+///
+/// Each decision returns `Result<_, Reply>`: an `Err` is sent to the client as it is, so any
+/// code and enhanced status can be answered. A handler that panics costs the client a
+/// `451 4.3.0` for that command, never the connection or the server.
+///
+/// ```
+/// use smtp_server::{async_trait, Body, Handler, SessionInfo};
+/// use smtp_server::smtp_proto::{Envelope, Reply};
+///
+/// struct Print;
+///
+/// #[async_trait]
+/// impl Handler for Print {
+///     async fn data(&self, _: &SessionInfo, envelope: &Envelope, body: Body) -> Result<(), Reply> {
+///         let msg = body.collect().await.map_err(|_| Reply::LOCAL_ERROR)?;
+///         println!("{} recipients, {} bytes", envelope.recipients.len(), msg.raw().len());
+///         Ok(())
+///     }
+/// }
+/// ```
+#[async_trait]
+pub trait Handler: Send + Sync + 'static {
+    /// A client connected. `Err` refuses it (the reply is sent, then the connection closed).
+    async fn connect(&self, _session: &SessionInfo) -> Result<(), Reply> {
+        Ok(())
+    }
+
+    /// HELO, EHLO or LHLO. `capabilities` are the EHLO extension lines; edit them to change
+    /// what is announced (what the session enforces does not change).
+    async fn hello(
+        &self,
+        _session: &SessionInfo,
+        _name: &str,
+        _capabilities: &mut Vec<String>,
+    ) -> Result<(), Reply> {
+        Ok(())
+    }
+
+    /// AUTH: check the credentials; `Ok` gives the authenticated identity.
+    async fn auth(&self, _session: &SessionInfo, _credentials: &Credentials) -> Result<String, Reply> {
+        Err(Reply::AUTH_INVALID)
+    }
+
+    /// MAIL FROM.
+    async fn mail(
+        &self,
+        _session: &SessionInfo,
+        _from: &ReversePath<'static>,
+        _params: &MailParams<'static>,
+    ) -> Result<(), Reply> {
+        Ok(())
+    }
+
+    /// RCPT TO; `envelope` holds the sender and the recipients accepted so far.
+    async fn rcpt(
+        &self,
+        _session: &SessionInfo,
+        _envelope: &Envelope,
+        _to: &ForwardPath<'static>,
+        _params: &RcptParams<'static>,
+    ) -> Result<(), Reply> {
+        Ok(())
+    }
+
+    /// The message. The client gets `250` only after this returns `Ok`, and only once the
+    /// whole message has arrived. Returning early (even `Err`) is fine: the rest of the
+    /// content is drained.
+    async fn data(&self, _session: &SessionInfo, _envelope: &Envelope, body: Body) -> Result<(), Reply> {
+        body.discard().await.map(|_| ()).map_err(|_| Reply::LOCAL_ERROR)
+    }
+
+    /// The message, in LMTP: one result per accepted recipient, in order (RFC 2033 4.2). The
+    /// default calls [`Handler::data`] and gives its result to every recipient.
+    async fn data_lmtp(
+        &self,
+        session: &SessionInfo,
+        envelope: &Envelope,
+        body: Body,
+    ) -> Vec<Result<(), Reply>> {
+        let result = self.data(session, envelope, body).await;
+        vec![result; envelope.recipients.len()]
+    }
+
+    /// VRFY; the reply is sent as it is.
+    async fn vrfy(&self, _session: &SessionInfo, _arg: &str) -> Reply {
+        VRFY_CANNOT
+    }
+
+    /// The transaction was reset (RSET, a new hello, STARTTLS).
+    async fn rset(&self, _session: &SessionInfo) {}
+
+    /// The connection is gone.
+    async fn disconnect(&self, _session: &SessionInfo) {}
+}

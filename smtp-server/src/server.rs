@@ -1,0 +1,489 @@
+//! `Server`: listeners, the accept loop, connection limits and graceful shutdown.
+
+use std::net::SocketAddr;
+#[cfg(unix)]
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use smtp_proto::{Config, Mode, Reply};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::ServerConfig;
+use tracing::{debug, info, warn};
+
+use crate::driver::{ConnContext, serve};
+use crate::error::Error;
+use crate::handler::{Handler, SessionInfo};
+
+enum ListenSpec {
+    Tcp {
+        addr: String,
+        implicit_tls: bool,
+        name: Option<String>,
+        configure: Option<Arc<dyn Fn(&mut Config) + Send + Sync>>,
+    },
+    #[cfg(unix)]
+    Unix { path: PathBuf },
+}
+
+enum Bound {
+    Tcp(TcpListener),
+    #[cfg(unix)]
+    Unix(tokio::net::UnixListener),
+}
+
+struct Listener {
+    bound: Bound,
+    name: String,
+    config: Arc<Config>,
+    implicit_tls: bool,
+}
+
+/// Builds a [`Server`]: hostname, listeners, TLS, AUTH policy, limits, timeouts, handler.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), smtp_server::Error> {
+/// use smtp_server::{Server, Sink};
+/// let server = Server::builder()
+///     .hostname("mx.example.com")
+///     .listen("127.0.0.1:2525")
+///     .max_connections(1000)
+///     .configure(|c| c.limits.message_size = 20 << 20)
+///     .handler(Sink)
+///     .bind()
+///     .await?;
+/// server.serve().await
+/// # }
+/// ```
+pub struct ServerBuilder {
+    config: Config,
+    listeners: Vec<ListenSpec>,
+    tls: Option<Arc<ServerConfig>>,
+    handler: Option<Arc<dyn Handler>>,
+    max_connections: Option<usize>,
+    grace: Duration,
+}
+
+impl ServerBuilder {
+    fn new() -> Self {
+        Self {
+            config: Config::new("localhost"),
+            listeners: Vec::new(),
+            tls: None,
+            handler: None,
+            max_connections: None,
+            grace: Duration::from_secs(30),
+        }
+    }
+
+    /// The name in the greeting and the EHLO reply.
+    pub fn hostname(mut self, name: impl Into<String>) -> Self {
+        self.config.hostname = name.into();
+        self
+    }
+
+    /// Adds a TCP listener (`"127.0.0.1:2525"`, `"[::1]:0"`; port 0 picks a free port).
+    pub fn listen(mut self, addr: impl Into<String>) -> Self {
+        self.listeners.push(ListenSpec::Tcp {
+            addr: addr.into(),
+            implicit_tls: false,
+            name: None,
+            configure: None,
+        });
+        self
+    }
+
+    /// Adds an implicit-TLS listener ("port 465" style, RFC 8314): TLS from the first byte.
+    /// Needs [`ServerBuilder::tls`].
+    pub fn listen_tls(mut self, addr: impl Into<String>) -> Self {
+        self.listeners.push(ListenSpec::Tcp {
+            addr: addr.into(),
+            implicit_tls: true,
+            name: None,
+            configure: None,
+        });
+        self
+    }
+
+    /// Adds a TCP listener with its own name and its own changes to the session configuration
+    /// (for example one port that requires AUTH beside one that does not). Handlers see the
+    /// name in [`SessionInfo::listener`].
+    pub fn listen_with(
+        mut self,
+        addr: impl Into<String>,
+        name: impl Into<String>,
+        implicit_tls: bool,
+        configure: impl Fn(&mut Config) + Send + Sync + 'static,
+    ) -> Self {
+        self.listeners.push(ListenSpec::Tcp {
+            addr: addr.into(),
+            implicit_tls,
+            name: Some(name.into()),
+            configure: Some(Arc::new(configure)),
+        });
+        self
+    }
+
+    /// Adds a Unix socket listener (an existing socket file is replaced).
+    #[cfg(unix)]
+    pub fn listen_unix(mut self, path: impl Into<PathBuf>) -> Self {
+        self.listeners.push(ListenSpec::Unix { path: path.into() });
+        self
+    }
+
+    /// TLS: offers STARTTLS on plain listeners and serves implicit-TLS listeners. See
+    /// [`load_pem_files`](crate::load_pem_files) for a configuration from PEM files.
+    pub fn tls(mut self, config: Arc<ServerConfig>) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
+    /// Refuses everything but EHLO, NOOP, RSET, QUIT and STARTTLS until TLS is active.
+    pub fn require_tls(mut self, required: bool) -> Self {
+        self.config.tls.required = required;
+        self
+    }
+
+    /// Offers AUTH with these mechanisms (`PLAIN`, `LOGIN`, or custom ones added with
+    /// [`ServerBuilder::configure`]); the handler's [`Handler::auth`] checks credentials.
+    pub fn auth_mechanisms<I, M>(mut self, mechanisms: I) -> Self
+    where
+        I: IntoIterator<Item = M>,
+        M: Into<String>,
+    {
+        self.config.auth.mechanisms = mechanisms.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Requires AUTH before MAIL.
+    pub fn auth_required(mut self, required: bool) -> Self {
+        self.config.auth.required = required;
+        self
+    }
+
+    /// Offers AUTH over connections without TLS.
+    pub fn allow_insecure_auth(mut self, allow: bool) -> Self {
+        self.config.auth.allow_insecure = allow;
+        self
+    }
+
+    /// LMTP instead of SMTP (RFC 2033).
+    pub fn lmtp(mut self, on: bool) -> Self {
+        self.config.mode = if on { Mode::Lmtp } else { Mode::Smtp };
+        self
+    }
+
+    /// Expects a PROXY protocol v1 or v2 header on every connection.
+    pub fn proxy_protocol(mut self, on: bool) -> Self {
+        self.config.proxy_protocol = on;
+        self
+    }
+
+    /// Changes any other part of the session configuration: limits, timeouts, extensions.
+    pub fn configure(mut self, f: impl FnOnce(&mut Config)) -> Self {
+        f(&mut self.config);
+        self
+    }
+
+    /// At most this many connections at once; the next one gets `421 4.7.0` and is closed.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = Some(n);
+        self
+    }
+
+    /// How long a shutdown waits for messages in flight before closing connections.
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// The handler that makes the decisions.
+    pub fn handler(mut self, handler: impl Handler) -> Self {
+        self.handler = Some(Arc::new(handler));
+        self
+    }
+
+    /// The handler, already shared.
+    pub fn handler_arc(mut self, handler: Arc<dyn Handler>) -> Self {
+        self.handler = Some(handler);
+        self
+    }
+
+    /// Binds every listener.
+    pub async fn bind(self) -> Result<Server, Error> {
+        let handler = self.handler.ok_or(Error::NoHandler)?;
+        if self.listeners.is_empty() {
+            return Err(Error::NoListener);
+        }
+        let mut base = self.config;
+        base.tls.available = self.tls.is_some();
+        if base.tls.required && self.tls.is_none() {
+            return Err(Error::Tls("TLS is required but no TLS configuration was given".into()));
+        }
+        let mut listeners = Vec::new();
+        for spec in self.listeners {
+            match spec {
+                ListenSpec::Tcp {
+                    addr,
+                    implicit_tls,
+                    name,
+                    configure,
+                } => {
+                    if implicit_tls && self.tls.is_none() {
+                        return Err(Error::Tls(format!("{addr}: implicit TLS needs a TLS configuration")));
+                    }
+                    let l = TcpListener::bind(&addr).await?;
+                    let mut config = base.clone();
+                    if let Some(f) = configure {
+                        f(&mut config);
+                    }
+                    if implicit_tls {
+                        config.tls.available = false;
+                    }
+                    listeners.push(Listener {
+                        name: name.unwrap_or_else(|| l.local_addr().map_or(addr, |a| a.to_string())),
+                        bound: Bound::Tcp(l),
+                        config: Arc::new(config),
+                        implicit_tls,
+                    });
+                }
+                #[cfg(unix)]
+                ListenSpec::Unix { path } => {
+                    let _ = std::fs::remove_file(&path);
+                    let l = tokio::net::UnixListener::bind(&path)?;
+                    listeners.push(Listener {
+                        name: path.display().to_string(),
+                        bound: Bound::Unix(l),
+                        config: Arc::new(base.clone()),
+                        implicit_tls: false,
+                    });
+                }
+            }
+        }
+        Ok(Server {
+            listeners,
+            handler,
+            tls: self.tls.map(TlsAcceptor::from),
+            max_connections: self.max_connections,
+            grace: self.grace,
+        })
+    }
+}
+
+/// A bound SMTP/LMTP server. Run it with [`Server::serve`], or in the background with
+/// [`Server::spawn`].
+pub struct Server {
+    listeners: Vec<Listener>,
+    handler: Arc<dyn Handler>,
+    tls: Option<TlsAcceptor>,
+    max_connections: Option<usize>,
+    grace: Duration,
+}
+
+impl Server {
+    /// Starts building a server.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::new()
+    }
+
+    /// The address of the first TCP listener (with the port chosen for port 0).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.local_addrs().into_iter().next()
+    }
+
+    /// The addresses of every TCP listener.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|l| match &l.bound {
+                Bound::Tcp(t) => t.local_addr().ok(),
+                #[cfg(unix)]
+                Bound::Unix(_) => None,
+            })
+            .collect()
+    }
+
+    /// Serves until the process ends.
+    pub async fn serve(self) -> Result<(), Error> {
+        self.serve_with_shutdown(std::future::pending()).await
+    }
+
+    /// Serves until `signal` completes, then shuts down gracefully: stops accepting, answers
+    /// `421 4.3.2` to idle sessions, lets messages in flight finish within the grace period,
+    /// then closes what is left. Returns when every connection is gone.
+    pub async fn serve_with_shutdown(self, signal: impl Future<Output = ()>) -> Result<(), Error> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let limit = self.max_connections.map(|n| Arc::new(Semaphore::new(n)));
+        let ids = Arc::new(AtomicU64::new(1));
+        let mut accepting = JoinSet::new();
+        let conns = Arc::new(std::sync::Mutex::new(JoinSet::new()));
+        for listener in self.listeners {
+            let ctx = ConnContext {
+                config: Arc::clone(&listener.config),
+                handler: Arc::clone(&self.handler),
+                tls: self.tls.clone(),
+                implicit_tls: listener.implicit_tls,
+                shutdown: stop_rx.clone(),
+            };
+            let accept = AcceptLoop {
+                listener,
+                ctx,
+                limit: limit.clone(),
+                ids: Arc::clone(&ids),
+                conns: Arc::clone(&conns),
+            };
+            let mut stop = stop_rx.clone();
+            accepting.spawn(async move {
+                tokio::select! {
+                    () = accept.run() => {}
+                    _ = stop.wait_for(|s| *s) => {}
+                }
+            });
+        }
+        signal.await;
+        info!("shutting down");
+        let _ = stop_tx.send(true);
+        accepting.shutdown().await;
+        let mut conns = std::mem::take(&mut *conns.lock().unwrap_or_else(|e| e.into_inner()));
+        let drained = tokio::time::timeout(self.grace, async {
+            while conns.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            warn!(left = conns.len(), "grace period over, closing connections");
+            conns.shutdown().await;
+        }
+        Ok(())
+    }
+
+    /// Serves in a background task; the handle gives the addresses and shuts it down.
+    pub fn spawn(self) -> ServerHandle {
+        let addrs = self.local_addrs();
+        let (tx, mut rx) = watch::channel(false);
+        let task = tokio::spawn(self.serve_with_shutdown(async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }));
+        ServerHandle {
+            addrs,
+            stop: tx,
+            task: Some(task),
+        }
+    }
+}
+
+struct AcceptLoop {
+    listener: Listener,
+    ctx: ConnContext,
+    limit: Option<Arc<Semaphore>>,
+    ids: Arc<AtomicU64>,
+    conns: Arc<std::sync::Mutex<JoinSet<()>>>,
+}
+
+impl AcceptLoop {
+    async fn run(self) {
+        loop {
+            match &self.listener.bound {
+                Bound::Tcp(l) => match l.accept().await {
+                    Ok((stream, peer)) => {
+                        let _ = stream.set_nodelay(true);
+                        let local = stream.local_addr().ok();
+                        self.start(stream, Some(peer), local);
+                    }
+                    Err(e) => accept_error(e).await,
+                },
+                #[cfg(unix)]
+                Bound::Unix(l) => match l.accept().await {
+                    Ok((stream, _)) => self.start(stream, None, None),
+                    Err(e) => accept_error(e).await,
+                },
+            }
+        }
+    }
+
+    fn start<S>(&self, stream: S, peer: Option<SocketAddr>, local: Option<SocketAddr>)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        // Reap finished connections so the set does not grow.
+        while conns.try_join_next().is_some() {}
+        let permit = match &self.limit {
+            None => None,
+            Some(limit) => match Arc::clone(limit).try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    conns.spawn(refuse(stream));
+                    return;
+                }
+            },
+        };
+        let info = SessionInfo {
+            id: self.ids.fetch_add(1, Ordering::Relaxed),
+            listener: self.listener.name.clone(),
+            peer,
+            local,
+            ..SessionInfo::default()
+        };
+        let ctx = self.ctx.clone();
+        conns.spawn(async move {
+            serve(stream, ctx, info).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Over the connection limit: `421 4.7.0` and close.
+async fn refuse<S: AsyncWrite + Unpin>(mut stream: S) {
+    let mut out = Vec::new();
+    Reply::TOO_MANY_CONNECTIONS.write_to(&mut out);
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        let _ = stream.write_all(&out).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
+
+async fn accept_error(e: std::io::Error) {
+    // Out of file descriptors and the like: wait a little rather than spin.
+    debug!("accept failed: {e}");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+/// A server running in the background. Dropping the handle shuts the server down too.
+pub struct ServerHandle {
+    addrs: Vec<SocketAddr>,
+    stop: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<Result<(), Error>>>,
+}
+
+impl ServerHandle {
+    /// The first TCP listener's address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addrs[0]
+    }
+
+    /// Every TCP listener's address.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// Shuts down gracefully and waits until every connection is gone.
+    pub async fn shutdown(mut self) -> Result<(), Error> {
+        let _ = self.stop.send(true);
+        match self.task.take() {
+            Some(task) => task.await.map_err(|e| Error::Io(std::io::Error::other(e)))?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
