@@ -1,0 +1,130 @@
+//! Helpers for the end-to-end tests: a capturing handler, a certificate, a raw line client.
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use smtp_server::smtp_proto::{Credentials, Envelope, Reply};
+use smtp_server::{Body, Handler, Message, SessionInfo, async_trait};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+
+/// Every wait in these tests is bounded by this.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+#[derive(Clone)]
+pub struct Captured {
+    pub info: SessionInfo,
+    pub envelope: Envelope,
+    pub message: Message,
+}
+
+/// Collects messages; accepts `user`/`secret` for AUTH.
+#[derive(Clone, Default)]
+pub struct Capture {
+    pub messages: Arc<Mutex<Vec<Captured>>>,
+    pub arrived: Arc<Notify>,
+}
+
+impl Capture {
+    pub async fn wait_for(&self, n: usize) -> Vec<Captured> {
+        tokio::time::timeout(WAIT, async {
+            loop {
+                let notified = self.arrived.notified();
+                {
+                    let m = self.messages.lock().unwrap();
+                    if m.len() >= n {
+                        return m.clone();
+                    }
+                }
+                notified.await;
+            }
+        })
+        .await
+        .expect("messages did not arrive in time")
+    }
+
+    pub fn count(&self) -> usize {
+        self.messages.lock().unwrap().len()
+    }
+}
+
+#[async_trait]
+impl Handler for Capture {
+    async fn auth(&self, _: &SessionInfo, c: &Credentials) -> Result<String, Reply> {
+        let ok = match c {
+            Credentials::Plain(p) => p.authcid == "user" && p.password == "secret",
+            Credentials::Login { username, password } => username == "user" && password == "secret",
+            _ => false,
+        };
+        if ok { Ok(c.username().to_string()) } else { Err(Reply::AUTH_INVALID) }
+    }
+
+    async fn data(&self, info: &SessionInfo, envelope: &Envelope, body: Body) -> Result<(), Reply> {
+        let message = body.collect().await.map_err(|_| Reply::LOCAL_ERROR)?;
+        self.messages.lock().unwrap().push(Captured {
+            info: info.clone(),
+            envelope: envelope.clone(),
+            message,
+        });
+        self.arrived.notify_waiters();
+        Ok(())
+    }
+}
+
+/// A self-signed certificate for `localhost`: (certificate PEM, key PEM).
+pub fn certificate() -> (String, String) {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    (cert.cert.pem(), cert.signing_key.serialize_pem())
+}
+
+/// A raw SMTP client for edge cases: send lines, read replies.
+pub struct Raw {
+    pub reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
+    pub writer: tokio::net::tcp::OwnedWriteHalf,
+}
+
+impl Raw {
+    pub async fn connect(addr: std::net::SocketAddr) -> Self {
+        let stream = tokio::time::timeout(WAIT, TcpStream::connect(addr)).await.unwrap().unwrap();
+        let (r, w) = stream.into_split();
+        Self {
+            reader: BufReader::new(r),
+            writer: w,
+        }
+    }
+
+    pub async fn send(&mut self, bytes: &str) {
+        self.writer.write_all(bytes.as_bytes()).await.unwrap();
+    }
+
+    /// Reads one whole reply (all its lines); returns its code, or 0 at end of input.
+    pub async fn reply(&mut self) -> (u16, String) {
+        let mut text = String::new();
+        loop {
+            let mut line = String::new();
+            let n = tokio::time::timeout(WAIT, self.reader.read_line(&mut line))
+                .await
+                .expect("reply in time")
+                .unwrap_or(0);
+            if n == 0 {
+                return (0, text);
+            }
+            text.push_str(&line);
+            if line.len() < 4 || line.as_bytes()[3] != b'-' {
+                return (line[..3].parse().unwrap_or(0), text);
+            }
+        }
+    }
+
+    pub async fn code(&mut self) -> u16 {
+        self.reply().await.0
+    }
+
+    /// Sends a line and returns the code of the reply.
+    pub async fn cmd(&mut self, line: &str) -> u16 {
+        self.send(&format!("{line}\r\n")).await;
+        self.code().await
+    }
+}
