@@ -33,7 +33,8 @@ impl Body {
 
     /// Reads the whole message into memory (at most the session's size limit).
     pub async fn collect(mut self) -> Result<Message, BodyError> {
-        let mut raw = BytesMut::with_capacity(usize::try_from(self.limit.min(64 * 1024)).unwrap_or(0));
+        let mut raw =
+            BytesMut::with_capacity(usize::try_from(self.limit.min(64 * 1024)).unwrap_or(0));
         while let Some(chunk) = self.chunk().await {
             raw.extend_from_slice(&chunk?);
         }

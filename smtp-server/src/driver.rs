@@ -180,7 +180,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
             if self.drain().await? {
                 return Ok(());
             }
-            let used = self.session.handle_input(Instant::now(), &self.buf[self.pos..]);
+            let used = self
+                .session
+                .handle_input(Instant::now(), &self.buf[self.pos..]);
             self.pos += used.bytes;
             if used.bytes == 0 && used.body.is_none() {
                 if self.drain().await? {
@@ -232,7 +234,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
                 let r = guarded("connect", handler.connect(&self.info)).await;
                 self.decide(r);
             }
-            Event::Hello { name, mut capabilities, .. } => {
+            Event::Hello {
+                name,
+                mut capabilities,
+                ..
+            } => {
                 let r = guarded("hello", handler.hello(&self.info, &name, &mut capabilities)).await;
                 if matches!(r, Some(Ok(()))) {
                     self.session.set_capabilities(capabilities);
@@ -330,7 +336,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
 
     /// Reads the message content and sends it to the handler, until the session reaches the
     /// end of the message (or drops it).
-    async fn content(&mut self, tx: mpsc::Sender<Result<Bytes, BodyError>>) -> io::Result<MessageEnd> {
+    async fn content(
+        &mut self,
+        tx: mpsc::Sender<Result<Bytes, BodyError>>,
+    ) -> io::Result<MessageEnd> {
         let mut tx = Some(tx);
         loop {
             // Outputs first: BDAT replies, the end, an abort, other commands' events.
@@ -355,7 +364,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
                     Event::MessageAborted { error } => {
                         let error = match error {
                             Some(smtp_proto::DataError::TooLarge) => BodyError::TooLarge,
-                            Some(smtp_proto::DataError::BareLineEnding) => BodyError::BareLineEnding,
+                            Some(smtp_proto::DataError::BareLineEnding) => {
+                                BodyError::BareLineEnding
+                            }
                             _ => BodyError::Incomplete,
                         };
                         if let Some(tx) = tx.take() {
@@ -366,7 +377,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
                     other => Box::pin(self.event(other)).await?,
                 }
             }
-            let used = self.session.handle_input(Instant::now(), &self.buf[self.pos..]);
+            let used = self
+                .session
+                .handle_input(Instant::now(), &self.buf[self.pos..]);
             self.pos += used.bytes;
             if let Some(chunk) = used.body {
                 let chunk = Bytes::copy_from_slice(chunk);
@@ -389,7 +402,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
             self.pos = 0;
         }
         self.buf.reserve(READ_SIZE);
-        let deadline = self.session.poll_timeout().map(tokio::time::Instant::from_std);
+        let deadline = self
+            .session
+            .poll_timeout()
+            .map(tokio::time::Instant::from_std);
         let sleep = async {
             match deadline {
                 Some(d) => tokio::time::sleep_until(d).await,

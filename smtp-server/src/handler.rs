@@ -102,7 +102,11 @@ pub trait Handler: Send + Sync + 'static {
     }
 
     /// AUTH: check the credentials; `Ok` gives the authenticated identity.
-    async fn auth(&self, _session: &SessionInfo, _credentials: &Credentials) -> Result<String, Reply> {
+    async fn auth(
+        &self,
+        _session: &SessionInfo,
+        _credentials: &Credentials,
+    ) -> Result<String, Reply> {
         Err(Reply::AUTH_INVALID)
     }
 
@@ -130,8 +134,16 @@ pub trait Handler: Send + Sync + 'static {
     /// The message. The client gets `250` only after this returns `Ok`, and only once the
     /// whole message has arrived. Returning early (even `Err`) is fine: the rest of the
     /// content is drained.
-    async fn data(&self, _session: &SessionInfo, _envelope: &Envelope, body: Body) -> Result<(), Reply> {
-        body.discard().await.map(|_| ()).map_err(|_| Reply::LOCAL_ERROR)
+    async fn data(
+        &self,
+        _session: &SessionInfo,
+        _envelope: &Envelope,
+        body: Body,
+    ) -> Result<(), Reply> {
+        body.discard()
+            .await
+            .map(|_| ())
+            .map_err(|_| Reply::LOCAL_ERROR)
     }
 
     /// The message, in LMTP: one result per accepted recipient, in order (RFC 2033 4.2). The

@@ -20,12 +20,15 @@ use crate::driver::{ConnContext, serve};
 use crate::error::Error;
 use crate::handler::{Handler, SessionInfo};
 
+/// A listener's own changes to the session configuration.
+type Configure = Arc<dyn Fn(&mut Config) + Send + Sync>;
+
 enum ListenSpec {
     Tcp {
         addr: String,
         implicit_tls: bool,
         name: Option<String>,
-        configure: Option<Arc<dyn Fn(&mut Config) + Send + Sync>>,
+        configure: Option<Configure>,
     },
     #[cfg(unix)]
     Unix { path: PathBuf },
@@ -223,7 +226,9 @@ impl ServerBuilder {
         let mut base = self.config;
         base.tls.available = self.tls.is_some();
         if base.tls.required && self.tls.is_none() {
-            return Err(Error::Tls("TLS is required but no TLS configuration was given".into()));
+            return Err(Error::Tls(
+                "TLS is required but no TLS configuration was given".into(),
+            ));
         }
         let mut listeners = Vec::new();
         for spec in self.listeners {
@@ -235,9 +240,11 @@ impl ServerBuilder {
                     configure,
                 } => {
                     if implicit_tls && self.tls.is_none() {
-                        return Err(Error::Tls(format!("{addr}: implicit TLS needs a TLS configuration")));
+                        return Err(Error::Tls(format!(
+                            "{addr}: implicit TLS needs a TLS configuration"
+                        )));
                     }
-                    let l = TcpListener::bind(&addr).await?;
+                    let l = bind_tcp(&addr).await?;
                     let mut config = base.clone();
                     if let Some(f) = configure {
                         f(&mut config);
@@ -246,7 +253,8 @@ impl ServerBuilder {
                         config.tls.available = false;
                     }
                     listeners.push(Listener {
-                        name: name.unwrap_or_else(|| l.local_addr().map_or(addr, |a| a.to_string())),
+                        name: name
+                            .unwrap_or_else(|| l.local_addr().map_or(addr, |a| a.to_string())),
                         bound: Bound::Tcp(l),
                         config: Arc::new(config),
                         implicit_tls,
@@ -437,6 +445,26 @@ impl AcceptLoop {
     }
 }
 
+/// Binds a TCP listener with a deep accept queue: a burst of thousands of connections must wait
+/// in the kernel's queue, not be dropped (tokio's default backlog overflowed at a few hundred
+/// simultaneous connects in our tests). The kernel caps it at `net.core.somaxconn`.
+async fn bind_tcp(addr: &str) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for a in tokio::net::lookup_host(addr).await? {
+        let socket = if a.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(a).and_then(|()| socket.listen(65_535)) {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other(format!("{addr}: no address"))))
+}
+
 /// Over the connection limit: `421 4.7.0` and close.
 async fn refuse<S: AsyncWrite + Unpin>(mut stream: S) {
     let mut out = Vec::new();
@@ -476,7 +504,9 @@ impl ServerHandle {
     pub async fn shutdown(mut self) -> Result<(), Error> {
         let _ = self.stop.send(true);
         match self.task.take() {
-            Some(task) => task.await.map_err(|e| Error::Io(std::io::Error::other(e)))?,
+            Some(task) => task
+                .await
+                .map_err(|e| Error::Io(std::io::Error::other(e)))?,
             None => Ok(()),
         }
     }

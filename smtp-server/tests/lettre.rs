@@ -22,7 +22,9 @@ fn email(to: &[&str], subject: &str, body: &str) -> Email {
     for t in to {
         b = b.to(t.parse().unwrap());
     }
-    b.header(ContentType::TEXT_PLAIN).body(body.to_string()).unwrap()
+    b.header(ContentType::TEXT_PLAIN)
+        .body(body.to_string())
+        .unwrap()
 }
 
 fn plain_client(port: u16) -> AsyncSmtpTransport<Tokio1Executor> {
@@ -52,13 +54,25 @@ async fn plain_several_recipients() {
         .spawn();
     let client = plain_client(server.local_addr().port());
     client
-        .send(email(&["bob@example.net", "carol@example.org"], "Hello", "Hi there\n.leading dot\n"))
+        .send(email(
+            &["bob@example.net", "carol@example.org"],
+            "Hello",
+            "Hi there\n.leading dot\n",
+        ))
         .await
         .unwrap();
     let got = capture.wait_for(1).await;
     let m = &got[0];
-    assert_eq!(m.envelope.from.as_ref().unwrap().to_string(), "<ann@example.com>");
-    let rcpts: Vec<String> = m.envelope.recipients.iter().map(|r| r.path.to_string()).collect();
+    assert_eq!(
+        m.envelope.from.as_ref().unwrap().to_string(),
+        "<ann@example.com>"
+    );
+    let rcpts: Vec<String> = m
+        .envelope
+        .recipients
+        .iter()
+        .map(|r| r.path.to_string())
+        .collect();
     assert_eq!(rcpts, ["<bob@example.net>", "<carol@example.org>"]);
     let parsed = m.message.parsed().unwrap();
     assert_eq!(parsed.subject(), Some("Hello"));
@@ -91,7 +105,10 @@ async fn starttls_and_auth_plain_and_login() {
             .authentication(vec![mechanism])
             .timeout(Some(WAIT))
             .build();
-        client.send(email(&["bob@example.net"], "Secure", "x")).await.unwrap();
+        client
+            .send(email(&["bob@example.net"], "Secure", "x"))
+            .await
+            .unwrap();
         let got = capture.wait_for(i + 1).await;
         let info = &got[i].info;
         assert_eq!(info.auth.as_deref(), Some("user"));
@@ -107,15 +124,23 @@ async fn starttls_and_auth_plain_and_login() {
         .authentication(vec![Mechanism::Plain])
         .timeout(Some(WAIT))
         .build();
-    assert!(client.send(email(&["bob@example.net"], "No", "x")).await.is_err());
+    assert!(
+        client
+            .send(email(&["bob@example.net"], "No", "x"))
+            .await
+            .is_err()
+    );
     // Without AUTH, MAIL is refused with 530 (RFC 4954 6).
     let client = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
         .port(port)
         .tls(Tls::Required(tls_params(&cert)))
         .timeout(Some(WAIT))
         .build();
-    let err = client.send(email(&["bob@example.net"], "No", "x")).await.unwrap_err();
-    assert_eq!(err.status().map(|c| u16::from(c)), Some(530));
+    let err = client
+        .send(email(&["bob@example.net"], "No", "x"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status().map(u16::from), Some(530));
     assert_eq!(capture.count(), 2);
     server.shutdown().await.unwrap();
 }
@@ -137,7 +162,10 @@ async fn implicit_tls() {
         .tls(Tls::Wrapper(tls_params(&cert)))
         .timeout(Some(WAIT))
         .build();
-    client.send(email(&["bob@example.net"], "Wrapped", "x")).await.unwrap();
+    client
+        .send(email(&["bob@example.net"], "Wrapped", "x"))
+        .await
+        .unwrap();
     let got = capture.wait_for(1).await;
     assert!(got[0].info.tls.as_ref().unwrap().implicit);
     server.shutdown().await.unwrap();
@@ -172,9 +200,20 @@ async fn eight_bit_and_smtputf8() {
         .unwrap();
     client.send(msg).await.unwrap();
     let got = capture.wait_for(2).await;
-    assert!(got[0].message.parsed().unwrap().body_text(0).unwrap().contains("你好"));
+    assert!(
+        got[0]
+            .message
+            .parsed()
+            .unwrap()
+            .body_text(0)
+            .unwrap()
+            .contains("你好")
+    );
     assert!(got[1].envelope.params.smtputf8, "lettre sent SMTPUTF8");
-    assert_eq!(got[1].envelope.recipients[0].path.to_string(), "<用户@例子.广告>");
+    assert_eq!(
+        got[1].envelope.recipients[0].path.to_string(),
+        "<用户@例子.广告>"
+    );
     server.shutdown().await.unwrap();
 }
 

@@ -1100,7 +1100,10 @@ fn bdat_message_dropped_between_chunks() {
         let mut pair = Pair::new(Config::new("mx.example"));
         pair.send("EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\nBDAT 1\r\nx");
         pair.send(cmd);
-        let aborted = pair.events().iter().filter(|e| **e == Event::MessageAborted { error: None });
+        let aborted = pair
+            .events()
+            .iter()
+            .filter(|e| **e == Event::MessageAborted { error: None });
         assert_eq!(aborted.count(), 1, "{cmd:?}\n{}", pair.transcript());
         assert!(pair.messages().is_empty());
     }

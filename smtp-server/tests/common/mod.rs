@@ -58,7 +58,11 @@ impl Handler for Capture {
             Credentials::Login { username, password } => username == "user" && password == "secret",
             _ => false,
         };
-        if ok { Ok(c.username().to_string()) } else { Err(Reply::AUTH_INVALID) }
+        if ok {
+            Ok(c.username().to_string())
+        } else {
+            Err(Reply::AUTH_INVALID)
+        }
     }
 
     async fn data(&self, info: &SessionInfo, envelope: &Envelope, body: Body) -> Result<(), Reply> {
@@ -87,7 +91,10 @@ pub struct Raw {
 
 impl Raw {
     pub async fn connect(addr: std::net::SocketAddr) -> Self {
-        let stream = tokio::time::timeout(WAIT, TcpStream::connect(addr)).await.unwrap().unwrap();
+        let stream = tokio::time::timeout(WAIT, TcpStream::connect(addr))
+            .await
+            .unwrap()
+            .unwrap();
         let (r, w) = stream.into_split();
         Self {
             reader: BufReader::new(r),
@@ -126,5 +133,13 @@ impl Raw {
     pub async fn cmd(&mut self, line: &str) -> u16 {
         self.send(&format!("{line}\r\n")).await;
         self.code().await
+    }
+}
+
+impl Raw {
+    /// Sends a line and returns the whole reply.
+    pub async fn reply_to(&mut self, line: &str) -> (u16, String) {
+        self.send(&format!("{line}\r\n")).await;
+        self.reply().await
     }
 }
