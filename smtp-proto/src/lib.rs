@@ -102,8 +102,3 @@ pub use sasl::{
     decode_sasl_response, encode_sasl_challenge,
 };
 pub use session::Session;
-
-/// The README's examples, compiled and run as doctests.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-struct ReadmeDoctests;
