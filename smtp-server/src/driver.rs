@@ -201,8 +201,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
             let event = match self.session.poll_output() {
                 None => return Ok(self.closed.is_some()),
                 Some(Output::Transmit(bytes)) => {
-                    if tracing::enabled!(tracing::Level::TRACE) {
-                        tracing::trace!("S: {}", String::from_utf8_lossy(bytes).trim_end());
+                    if tracing::enabled!(tracing::Level::DEBUG) {
+                        tracing::debug!("S: {}", String::from_utf8_lossy(bytes).trim_end());
                     }
                     let write = async {
                         self.stream.write_all(bytes).await?;
@@ -423,9 +423,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
             read = self.stream.read_buf(&mut self.buf) => match read {
                 Ok(0) => self.session.handle_eof(Instant::now()),
                 Ok(n) => {
-                    if tracing::enabled!(tracing::Level::TRACE) {
+                    if tracing::enabled!(tracing::Level::DEBUG) {
                         let text = String::from_utf8_lossy(&self.buf[self.buf.len() - n..]);
-                        tracing::trace!("C: {}", text.trim_end());
+                        tracing::debug!("C: {}", text.trim_end());
                     }
                 }
                 Err(e) => {

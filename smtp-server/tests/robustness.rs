@@ -312,3 +312,50 @@ async fn timeouts_idle_stalled_and_slow_data() {
     assert_eq!(capture.wait_for(1).await.len(), 1);
     server.shutdown().await.unwrap();
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn unix_socket_listener() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let path = std::env::temp_dir().join(format!("smtp-test-{}.sock", std::process::id()));
+    let capture = Capture::default();
+    let server = Server::builder()
+        .listen("127.0.0.1:0")
+        .listen_unix(&path)
+        .lmtp(true)
+        .handler(capture.clone())
+        .bind()
+        .await
+        .unwrap()
+        .spawn();
+    let stream = tokio::net::UnixStream::connect(&path).await.unwrap();
+    let (r, mut w) = stream.into_split();
+    let mut r = BufReader::new(r);
+    w.write_all(b"LHLO c\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.net>\r\nRCPT TO:<c@example.net>\r\nDATA\r\nSubject: unix\r\n\r\nx\r\n.\r\nQUIT\r\n")
+        .await
+        .unwrap();
+    let mut codes = Vec::new();
+    let mut line = String::new();
+    while tokio::time::timeout(WAIT, r.read_line(&mut line))
+        .await
+        .unwrap()
+        .unwrap()
+        > 0
+    {
+        if line.as_bytes().get(3) == Some(&b' ') {
+            codes.push(line[..3].to_string());
+        }
+        line.clear();
+    }
+    // RFC 2033 4.2: one reply per recipient after the message.
+    assert_eq!(
+        codes,
+        [
+            "220", "250", "250", "250", "250", "354", "250", "250", "221"
+        ]
+    );
+    let got = capture.wait_for(1).await;
+    assert_eq!(got[0].info.peer, None);
+    server.shutdown().await.unwrap();
+    let _ = std::fs::remove_file(&path);
+}
