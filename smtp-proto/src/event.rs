@@ -135,6 +135,8 @@ pub enum CloseReason {
     BadProxyHeader,
     /// [`Session::shutdown`](crate::Session::shutdown) (421 4.3.2 sent).
     Shutdown,
+    /// A decision was answered with a 421 reply (RFC 5321 3.8): sent, then closed.
+    ServiceClosing,
 }
 
 /// What [`Session::poll_output`](crate::Session::poll_output) returns, in order.

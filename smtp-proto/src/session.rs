@@ -46,6 +46,7 @@
 //! | message limit per connection reached | `421 4.7.0 Too many messages` | close |
 //! | deadline passed | `421 4.4.2 Timeout` | close |
 //! | shutdown | `421 4.3.2` (after the message in flight is answered) | close |
+//! | any decision answered with a 421 | that reply | close |
 //!
 //! Every reply carries its enhanced status code (RFC 3463) when ENHANCEDSTATUSCODES is enabled,
 //! except the greeting, the EHLO/HELO/LHLO reply, 354 and 334, which never do (RFC 2034).
@@ -588,6 +589,12 @@ impl Session {
             return;
         };
         self.activity = now;
+        // RFC 5321 3.8, 4.2.2: 421 means the server closes the channel, whoever decided it.
+        if reply.code() == 421 {
+            self.abort_message();
+            self.send(reply);
+            return self.close(CloseReason::ServiceClosing);
+        }
         let ok = reply.is_positive();
         match pending {
             Pending::Connect if ok => self.send(reply),

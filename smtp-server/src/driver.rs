@@ -163,6 +163,13 @@ struct Conn<S> {
     shutdown_seen: bool,
 }
 
+fn aborted() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::ConnectionAborted,
+        "the handler dropped the connection",
+    )
+}
+
 /// Runs a handler call; a panic becomes `None` (and a log line) instead of unwinding.
 async fn guarded<T>(what: &str, fut: impl Future<Output = T>) -> Option<T> {
     match AssertUnwindSafe(fut).catch_unwind().await {
@@ -221,6 +228,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
                 Some(Output::Event(event)) => event,
             };
             self.event(event).await?;
+            if self.info.control.is_set() {
+                return Err(aborted());
+            }
         }
     }
 
@@ -376,6 +386,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
                     }
                     other => Box::pin(self.event(other)).await?,
                 }
+            }
+            if self.info.control.is_set() {
+                return Err(aborted());
             }
             let used = self
                 .session

@@ -1,6 +1,8 @@
 //! The `Handler` trait: the decisions a server makes, with aiosmtpd's defaults.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use smtp_proto::{
@@ -30,9 +32,36 @@ pub struct SessionInfo {
     pub tls: Option<TlsInfo>,
     /// The authenticated identity, after AUTH.
     pub auth: Option<String>,
+    pub(crate) control: Control,
 }
 
+/// Lets a handler drop its connection; shared by every clone of a [`SessionInfo`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Control(Arc<AtomicBool>);
+
+impl Control {
+    pub(crate) fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl PartialEq for Control {
+    /// Every control compares equal: it is not part of what a session is.
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Control {}
+
 impl SessionInfo {
+    /// Drops the connection at once, without a reply, as soon as the current handler call
+    /// returns (or, during `data`, while the content is still arriving). For fault injection:
+    /// a server that must refuse politely answers a `421` instead.
+    pub fn disconnect(&self) {
+        self.control.0.store(true, Ordering::Relaxed);
+    }
+
     /// The client's real address: the PROXY source if there is one, else the peer.
     pub fn client_addr(&self) -> Option<SocketAddr> {
         self.proxy.and_then(|p| p.source).or(self.peer)

@@ -53,7 +53,7 @@ pub use async_trait::async_trait;
 pub use body::{Body, Message};
 pub use error::{BodyError, Error};
 pub use handler::{Handler, SessionInfo, TlsInfo, VRFY_CANNOT};
-pub use server::{Server, ServerBuilder, ServerHandle};
+pub use server::{Server, ServerBuilder, ServerHandle, serve_stream, serve_stream_arc};
 pub use smtp_proto;
 pub use tls::{load_pem, load_pem_files};
 

@@ -445,6 +445,55 @@ impl AcceptLoop {
     }
 }
 
+/// Serves one already-connected stream (an in-memory `tokio::io::duplex`, a socket accepted
+/// elsewhere) with this configuration and handler, until the session ends. No TLS; `peer` is
+/// what the handler sees as the client's address.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// let (client, server) = tokio::io::duplex(4096);
+/// let config = smtp_server::smtp_proto::Config::new("mem.example");
+/// tokio::spawn(smtp_server::serve_stream(server, config, smtp_server::Sink, None));
+/// let (mut r, mut w) = tokio::io::split(client);
+/// w.write_all(b"QUIT\r\n").await.unwrap();
+/// let mut out = String::new();
+/// r.read_to_string(&mut out).await.unwrap();
+/// assert_eq!(out, "220 mem.example ESMTP ready\r\n221 2.0.0 Bye\r\n");
+/// # }
+/// ```
+pub async fn serve_stream<S>(io: S, config: Config, handler: impl Handler, peer: Option<SocketAddr>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    serve_stream_arc(io, Arc::new(config), Arc::new(handler), peer).await;
+}
+
+/// [`serve_stream`] with a shared configuration and handler.
+pub async fn serve_stream_arc<S>(
+    io: S,
+    config: Arc<Config>,
+    handler: Arc<dyn Handler>,
+    peer: Option<SocketAddr>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (_stop, shutdown) = watch::channel(false);
+    let ctx = ConnContext {
+        config,
+        handler,
+        tls: None,
+        implicit_tls: false,
+        shutdown,
+    };
+    let info = SessionInfo {
+        listener: "stream".into(),
+        peer,
+        ..SessionInfo::default()
+    };
+    serve(io, ctx, info).await;
+}
+
 /// Binds a TCP listener with a deep accept queue: a burst of thousands of connections must wait
 /// in the kernel's queue, not be dropped (tokio's default backlog overflowed at a few hundred
 /// simultaneous connects in our tests). The kernel caps it at `net.core.somaxconn`.

@@ -1108,3 +1108,19 @@ fn bdat_message_dropped_between_chunks() {
         assert!(pair.messages().is_empty());
     }
 }
+
+/// RFC 5321 3.8: a 421 from the handler closes the session (here at MAIL, a rate limit).
+#[test]
+fn decision_421_closes() {
+    let mut pair = Pair::with_decider(Config::new("mx.example"), |event, _| match event {
+        Event::Mail { .. } => Decision::Reply(Reply::new(
+            421,
+            Some(EnhancedStatus::new(4, 7, 0)),
+            "Rate limit",
+        )),
+        _ => Decision::Accept,
+    });
+    pair.send("EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\n");
+    assert_eq!(pair.codes(), [220, 250, 421]);
+    assert_eq!(pair.closed(), Some(CloseReason::ServiceClosing));
+}
