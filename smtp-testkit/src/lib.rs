@@ -1,9 +1,19 @@
-//! Test harnesses for SMTP code.
+//! Test harnesses for code that sends or receives mail.
 //!
-//! Today: [`Pair`], which drives an [`smtp_proto::Session`] with scripted client input and a
-//! virtual clock, deterministically and without a runtime: for protocol tests, and for users
-//! writing their own drivers. The `TestServer` capture server, the scripted client over the
-//! real tokio driver and fault injection arrive with `smtp-server`'s driver.
+//! - [`TestServer`]: a throwaway capture server on `127.0.0.1:0`, ready when `start` returns,
+//!   with `wait_for(n, timeout)`, the parsed messages, optional STARTTLS / implicit TLS with a
+//!   generated certificate, AUTH, LMTP, size limits, and [`Faults`] to inject.
+//! - [`FaultHandler`]: the same faults around any [`smtp_server::Handler`]: refused
+//!   recipients, temporary failures, fail-N-times-then-accept, delays, dropped connections,
+//!   a rate limit. Deterministic.
+//! - [`Client`]: a scripted client over TCP or over an in-memory connection running the real
+//!   driver, with `expect(code)` that prints the transcript on failure.
+//! - [`Pair`]: an [`smtp_proto::Session`] on a virtual clock, without a runtime: for protocol
+//!   tests and for people writing their own drivers.
+//!
+//! No Docker, no HTTP, no sleeps: every wait is on an event, bounded by a timeout.
+//!
+//! The virtual-clock pair:
 //!
 //! ```
 //! use smtp_testkit::Pair;
@@ -21,7 +31,14 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod client;
+mod faults;
 mod pair;
+mod server;
 
+pub use client::{Client, Response};
+pub use faults::{DropPoint, FaultHandler, Faults, Step};
 pub use pair::{Decision, Pair, Received};
+pub use server::{Mail, MailEnvelope, Recorder, Subscription, TestServer, TestServerBuilder, TestTls, WaitError};
 pub use smtp_proto;
+pub use smtp_server;
