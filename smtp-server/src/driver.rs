@@ -351,6 +351,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
         tx: mpsc::Sender<Result<Bytes, BodyError>>,
     ) -> io::Result<MessageEnd> {
         let mut tx = Some(tx);
+        let mut idle = false;
         loop {
             // Outputs first: BDAT replies, the end, an abort, other commands' events.
             while let Some(out) = self.session.poll_output() {
@@ -387,6 +388,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
                     other => Box::pin(self.event(other)).await?,
                 }
             }
+            if std::mem::take(&mut idle) {
+                self.read().await?;
+                continue;
+            }
             if self.info.control.is_set() {
                 return Err(aborted());
             }
@@ -403,7 +408,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
                     tx = None;
                 }
             } else if used.bytes == 0 {
-                self.read().await?;
+                // Nothing to do until more input: but first let the replies this call queued
+                // (a BDAT chunk's 250) go out, at the top of the loop.
+                idle = true;
             }
         }
     }

@@ -146,7 +146,11 @@ impl Client {
     pub async fn send_raw(&mut self, bytes: impl AsRef<[u8]>) {
         let bytes = bytes.as_ref();
         for line in String::from_utf8_lossy(bytes).split_inclusive('\n') {
-            let _ = writeln!(self.transcript, "C: {}", line.trim_end_matches(['\r', '\n']));
+            let _ = writeln!(
+                self.transcript,
+                "C: {}",
+                line.trim_end_matches(['\r', '\n'])
+            );
         }
         let stream = self.stream();
         let _ = stream.write_all(bytes).await;
@@ -179,7 +183,9 @@ impl Client {
             let mut chunk = [0u8; 8192];
             let n = tokio::time::timeout(REPLY_TIMEOUT, self.stream().read(&mut chunk))
                 .await
-                .unwrap_or_else(|_| panic!("no reply within {REPLY_TIMEOUT:?}:\n{}", self.transcript))
+                .unwrap_or_else(|_| {
+                    panic!("no reply within {REPLY_TIMEOUT:?}:\n{}", self.transcript)
+                })
                 .unwrap_or(0);
             if n == 0 {
                 let _ = writeln!(self.transcript, "-- connection closed");
@@ -234,7 +240,12 @@ impl Client {
     /// `BDAT size [LAST]` with this chunk.
     pub async fn bdat(&mut self, chunk: impl AsRef<[u8]>, last: bool) -> Response {
         let chunk = chunk.as_ref();
-        let mut wire = format!("BDAT {}{}\r\n", chunk.len(), if last { " LAST" } else { "" }).into_bytes();
+        let mut wire = format!(
+            "BDAT {}{}\r\n",
+            chunk.len(),
+            if last { " LAST" } else { "" }
+        )
+        .into_bytes();
         wire.extend_from_slice(chunk);
         self.send_raw(wire).await;
         self.read_reply().await
@@ -242,7 +253,8 @@ impl Client {
 
     /// `AUTH PLAIN` with an initial response.
     pub async fn auth_plain(&mut self, user: &str, password: &str) -> Response {
-        let token = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
+        let token =
+            base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
         self.command(&format!("AUTH PLAIN {token}")).await
     }
 
@@ -278,7 +290,9 @@ impl Client {
         }
         let mut roots = RootCertStore::empty();
         for cert in CertificateDer::pem_slice_iter(root_pem.as_bytes()) {
-            roots.add(cert.expect("PEM certificate")).expect("root certificate");
+            roots
+                .add(cert.expect("PEM certificate"))
+                .expect("root certificate");
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = ClientConfig::builder_with_provider(provider)

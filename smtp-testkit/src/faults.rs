@@ -3,7 +3,9 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use smtp_proto::{EnhancedStatus, Envelope, ForwardPath, MailParams, RcptParams, Reply, ReversePath};
+use smtp_proto::{
+    EnhancedStatus, Envelope, ForwardPath, MailParams, RcptParams, Reply, ReversePath,
+};
 use smtp_server::{Body, Handler, SessionInfo, async_trait};
 
 /// A point of the transaction where a fault applies.
@@ -141,8 +143,16 @@ pub struct FaultHandler<H> {
 
 fn temp(code: u16) -> Reply {
     match code {
-        452 => Reply::new(452, Some(EnhancedStatus::new(4, 3, 1)), "Insufficient system storage (injected)"),
-        _ => Reply::new(451, Some(EnhancedStatus::new(4, 3, 0)), "Temporary failure (injected)"),
+        452 => Reply::new(
+            452,
+            Some(EnhancedStatus::new(4, 3, 1)),
+            "Insufficient system storage (injected)",
+        ),
+        _ => Reply::new(
+            451,
+            Some(EnhancedStatus::new(4, 3, 0)),
+            "Temporary failure (injected)",
+        ),
     }
 }
 
@@ -191,11 +201,20 @@ impl<H: Handler> Handler for FaultHandler<H> {
         self.inner.connect(session).await
     }
 
-    async fn hello(&self, session: &SessionInfo, name: &str, caps: &mut Vec<String>) -> Result<(), Reply> {
+    async fn hello(
+        &self,
+        session: &SessionInfo,
+        name: &str,
+        caps: &mut Vec<String>,
+    ) -> Result<(), Reply> {
         self.inner.hello(session, name, caps).await
     }
 
-    async fn auth(&self, session: &SessionInfo, credentials: &smtp_proto::Credentials) -> Result<String, Reply> {
+    async fn auth(
+        &self,
+        session: &SessionInfo,
+        credentials: &smtp_proto::Credentials,
+    ) -> Result<String, Reply> {
         self.inner.auth(session, credentials).await
     }
 
@@ -206,9 +225,17 @@ impl<H: Handler> Handler for FaultHandler<H> {
         params: &MailParams<'static>,
     ) -> Result<(), Reply> {
         if let Some(limit) = self.faults.rate_limit {
-            let accepted = self.counters.lock().unwrap_or_else(|e| e.into_inner()).accepted;
+            let accepted = self
+                .counters
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .accepted;
             if accepted >= limit {
-                return Err(Reply::new(421, Some(EnhancedStatus::new(4, 7, 0)), "Rate limit exceeded (injected)"));
+                return Err(Reply::new(
+                    421,
+                    Some(EnhancedStatus::new(4, 7, 0)),
+                    "Rate limit exceeded (injected)",
+                ));
             }
         }
         if self.faults.drop_at == Some(DropPoint::AfterMail) {
@@ -226,9 +253,15 @@ impl<H: Handler> Handler for FaultHandler<H> {
         to: &ForwardPath<'static>,
         params: &RcptParams<'static>,
     ) -> Result<(), Reply> {
-        let address = to.mailbox().map_or_else(|| "postmaster".to_string(), ToString::to_string);
+        let address = to
+            .mailbox()
+            .map_or_else(|| "postmaster".to_string(), ToString::to_string);
         if self.faults.reject.iter().any(|p| glob(p, &address)) {
-            return Err(Reply::new(550, Some(EnhancedStatus::new(5, 1, 1)), "No such user (injected)"));
+            return Err(Reply::new(
+                550,
+                Some(EnhancedStatus::new(5, 1, 1)),
+                "No such user (injected)",
+            ));
         }
         if self.faults.drop_at == Some(DropPoint::AfterRcpt) {
             session.disconnect();
@@ -238,7 +271,12 @@ impl<H: Handler> Handler for FaultHandler<H> {
         self.inner.rcpt(session, envelope, to, params).await
     }
 
-    async fn data(&self, session: &SessionInfo, envelope: &Envelope, mut body: Body) -> Result<(), Reply> {
+    async fn data(
+        &self,
+        session: &SessionInfo,
+        envelope: &Envelope,
+        mut body: Body,
+    ) -> Result<(), Reply> {
         if self.faults.drop_at == Some(DropPoint::MidData) {
             let _ = body.chunk().await;
             session.disconnect();
@@ -246,7 +284,10 @@ impl<H: Handler> Handler for FaultHandler<H> {
         }
         self.step(Step::Data).await?;
         self.inner.data(session, envelope, body).await?;
-        self.counters.lock().unwrap_or_else(|e| e.into_inner()).accepted += 1;
+        self.counters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .accepted += 1;
         if self.faults.drop_at == Some(DropPoint::AfterData) {
             session.disconnect();
         }

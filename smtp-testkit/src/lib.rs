@@ -39,6 +39,8 @@ mod server;
 pub use client::{Client, Response};
 pub use faults::{DropPoint, FaultHandler, Faults, Step};
 pub use pair::{Decision, Pair, Received};
-pub use server::{Mail, MailEnvelope, Recorder, Subscription, TestServer, TestServerBuilder, TestTls, WaitError};
+pub use server::{
+    Mail, MailEnvelope, Recorder, Subscription, TestServer, TestServerBuilder, TestTls, WaitError,
+};
 pub use smtp_proto;
 pub use smtp_server;

@@ -39,7 +39,11 @@ impl MailEnvelope {
         let recipients = raw
             .recipients
             .iter()
-            .map(|r| r.path.mailbox().map_or_else(|| "Postmaster".into(), ToString::to_string))
+            .map(|r| {
+                r.path
+                    .mailbox()
+                    .map_or_else(|| "Postmaster".into(), ToString::to_string)
+            })
             .collect();
         Self {
             sender,
@@ -140,18 +144,21 @@ impl Mail {
     #[track_caller]
     pub fn assert_body_contains(&self, needle: &str) -> &Self {
         let body = self.text().or_else(|| self.html()).unwrap_or_default();
-        assert!(body.contains(needle), "body does not contain {needle:?}:\n{self:?}");
+        assert!(
+            body.contains(needle),
+            "body does not contain {needle:?}:\n{self:?}"
+        );
         self
     }
 
     /// Asserts a header's value (the first header of that name, raw text, trimmed).
     #[track_caller]
     pub fn assert_header(&self, name: &str, value: &str) -> &Self {
-        let got = self
-            .parsed()
-            .header_raw(name)
-            .map(str::trim);
-        assert!(got == Some(value), "expected header {name}: {value:?}, got {got:?} in:\n{self:?}");
+        let got = self.parsed().header_raw(name).map(str::trim);
+        assert!(
+            got == Some(value),
+            "expected header {name}: {value:?}, got {got:?} in:\n{self:?}"
+        );
         self
     }
 
@@ -237,14 +244,23 @@ impl Handler for Recorder {
         }
     }
 
-    async fn data(&self, session: &SessionInfo, envelope: &Envelope, body: Body) -> Result<(), Reply> {
+    async fn data(
+        &self,
+        session: &SessionInfo,
+        envelope: &Envelope,
+        body: Body,
+    ) -> Result<(), Reply> {
         let message = body.collect().await.map_err(|_| Reply::LOCAL_ERROR)?;
         let mail = Mail {
             envelope: MailEnvelope::new(envelope.clone()),
             session: session.clone(),
             message,
         };
-        self.store.mails.lock().unwrap_or_else(|e| e.into_inner()).push(mail.clone());
+        self.store
+            .mails
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(mail.clone());
         let _ = self.store.feed.send(mail);
         self.store.arrived.notify_waiters();
         Ok(())
@@ -279,6 +295,9 @@ pub struct TestTls {
     pub key_pem: String,
 }
 
+/// A change to the session configuration, applied at start.
+type Configure = Box<dyn FnOnce(&mut Config) + Send>;
+
 /// Builds a [`TestServer`].
 #[must_use]
 pub struct TestServerBuilder {
@@ -287,7 +306,7 @@ pub struct TestServerBuilder {
     accounts: HashMap<String, String>,
     auth_required: bool,
     faults: Faults,
-    configure: Vec<Box<dyn FnOnce(&mut Config) + Send>>,
+    configure: Vec<Configure>,
     lmtp: bool,
 }
 
@@ -384,8 +403,9 @@ impl TestServerBuilder {
                 certificate_pem: cert.cert.pem(),
                 key_pem: cert.signing_key.serialize_pem(),
             };
-            let config = smtp_server::load_pem(tls.certificate_pem.as_bytes(), tls.key_pem.as_bytes())
-                .expect("TLS configuration");
+            let config =
+                smtp_server::load_pem(tls.certificate_pem.as_bytes(), tls.key_pem.as_bytes())
+                    .expect("TLS configuration");
             builder = builder.tls(config);
             Some(tls)
         } else {
@@ -470,12 +490,20 @@ impl TestServer {
 
     /// Every message captured so far.
     pub fn messages(&self) -> Vec<Mail> {
-        self.store.mails.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.store
+            .mails
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Forgets the captured messages.
     pub fn clear(&self) {
-        self.store.mails.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.store
+            .mails
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     /// Messages as they arrive from now on.
@@ -498,11 +526,13 @@ impl TestServer {
                 notified.await;
             }
         };
-        tokio::time::timeout(timeout, wait).await.map_err(|_| WaitError {
-            wanted: n,
-            waited: timeout,
-            arrived: self.messages(),
-        })
+        tokio::time::timeout(timeout, wait)
+            .await
+            .map_err(|_| WaitError {
+                wanted: n,
+                waited: timeout,
+                arrived: self.messages(),
+            })
     }
 
     /// Stops accepting and waits for the connections to end (dropping does the first part).
