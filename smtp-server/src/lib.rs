@@ -63,8 +63,3 @@ pub struct Sink;
 
 #[async_trait]
 impl Handler for Sink {}
-
-/// The README's examples, compiled and run as doctests.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-struct ReadmeDoctests;

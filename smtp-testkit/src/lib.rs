@@ -44,3 +44,8 @@ pub use server::{
 };
 pub use smtp_proto;
 pub use smtp_server;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
