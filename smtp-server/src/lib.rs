@@ -46,6 +46,8 @@ mod body;
 mod driver;
 mod error;
 mod handler;
+mod handlers;
+mod relay;
 mod server;
 mod tls;
 
@@ -53,13 +55,8 @@ pub use async_trait::async_trait;
 pub use body::{Body, Message};
 pub use error::{BodyError, Error};
 pub use handler::{Handler, SessionInfo, TlsInfo, VRFY_CANNOT};
+pub use handlers::{Debugging, Maildir, Memory, Sink, Stored, received_header, rfc5322_date};
+pub use relay::Relay;
 pub use server::{Server, ServerBuilder, ServerHandle, serve_stream, serve_stream_arc};
 pub use smtp_proto;
 pub use tls::{load_pem, load_pem_files};
-
-/// Accepts every message and throws it away.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Sink;
-
-#[async_trait]
-impl Handler for Sink {}

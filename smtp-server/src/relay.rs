@@ -1,0 +1,338 @@
+//! `Relay`: forwards each transaction to an upstream SMTP server, command by command, so that
+//! the upstream's answers (per recipient) reach the client instead of a blanket 250.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use smtp_proto::{
+    EnhancedStatus, Envelope, ForwardPath, MailParams, RcptParams, Reply, ReversePath,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::body::Body;
+use crate::handler::{Handler, SessionInfo};
+
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One connection to the upstream server, for one client session.
+struct Upstream {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Upstream {
+    async fn connect(addr: &str, hostname: &str) -> io::Result<Self> {
+        let stream = tokio::time::timeout(UPSTREAM_TIMEOUT, TcpStream::connect(addr))
+            .await
+            .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+        let _ = stream.set_nodelay(true);
+        let mut up = Self {
+            stream,
+            buf: Vec::new(),
+        };
+        let greeting = up.reply().await?;
+        if greeting.code() != 220 {
+            return Err(io::Error::other(format!(
+                "upstream greeting {}",
+                greeting.code()
+            )));
+        }
+        let ehlo = up.command(&format!("EHLO {hostname}")).await?;
+        if !ehlo.is_positive() {
+            return Err(io::Error::other(format!("upstream EHLO {}", ehlo.code())));
+        }
+        Ok(up)
+    }
+
+    async fn reply(&mut self) -> io::Result<Reply> {
+        loop {
+            match Reply::parse(&self.buf, 64 * 1024) {
+                Ok(Some((reply, used))) => {
+                    self.buf.drain(..used);
+                    return Ok(reply);
+                }
+                Ok(None) => {}
+                Err(e) => return Err(io::Error::other(e)),
+            }
+            let mut chunk = [0u8; 4096];
+            let n = tokio::time::timeout(UPSTREAM_TIMEOUT, self.stream.read(&mut chunk))
+                .await
+                .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+            if n == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    async fn command(&mut self, line: &str) -> io::Result<Reply> {
+        self.stream
+            .write_all(format!("{line}\r\n").as_bytes())
+            .await?;
+        self.reply().await
+    }
+
+    /// DATA, the dot-stuffed content as it arrives, the end; the upstream's final reply.
+    async fn data(&mut self, body: &mut Body) -> io::Result<Result<Reply, Reply>> {
+        let r = self.command("DATA").await?;
+        if r.code() != 354 {
+            return Ok(Err(r));
+        }
+        let mut stuffer = Stuffer::default();
+        let mut out = Vec::with_capacity(64 * 1024);
+        while let Some(chunk) = body.chunk().await {
+            let Ok(chunk) = chunk else {
+                // The client's message failed: never let upstream take a partial message.
+                return Err(io::Error::other("client message incomplete"));
+            };
+            out.clear();
+            stuffer.push(&chunk, &mut out);
+            self.stream.write_all(&out).await?;
+        }
+        out.clear();
+        stuffer.finish(&mut out);
+        self.stream.write_all(&out).await?;
+        Ok(Ok(self.reply().await?))
+    }
+}
+
+/// Streaming dot-stuffing (RFC 5321 4.5.2): doubles a `.` at the start of each line, however
+/// the content is split.
+#[derive(Default)]
+struct Stuffer {
+    /// The last two bytes written (to see a CRLF across chunks).
+    last: [u8; 2],
+    started: bool,
+}
+
+impl Stuffer {
+    fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
+        let mut start = 0;
+        for (i, &b) in chunk.iter().enumerate() {
+            if b != b'.' {
+                continue;
+            }
+            let before = |k: usize| -> u8 {
+                if i >= k {
+                    chunk[i - k]
+                } else {
+                    self.last[2 - (k - i)]
+                }
+            };
+            let line_start = if i == 0 && !self.started {
+                true
+            } else {
+                before(2) == b'\r' && before(1) == b'\n'
+            };
+            if line_start {
+                out.extend_from_slice(&chunk[start..=i]);
+                out.push(b'.');
+                start = i + 1;
+            }
+        }
+        out.extend_from_slice(&chunk[start..]);
+        if !chunk.is_empty() {
+            self.started = true;
+            if chunk.len() >= 2 {
+                self.last = [chunk[chunk.len() - 2], chunk[chunk.len() - 1]];
+            } else {
+                self.last = [self.last[1], chunk[0]];
+            }
+        }
+    }
+
+    fn finish(&self, out: &mut Vec<u8>) {
+        if self.started && self.last != *b"\r\n" {
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b".\r\n");
+    }
+}
+
+/// Forwards mail to an upstream SMTP server: MAIL, each RCPT and the message are passed on as
+/// they arrive, and the upstream's replies are the client's replies, so a recipient the
+/// upstream refuses is refused here too, and a message is answered 250 only when the upstream
+/// said 250.
+///
+/// To change what is relayed (rewrite recipients, drop or answer some messages), wrap it in a
+/// handler of your own and call its methods.
+///
+/// Upstream TLS is not used yet: the upstream is expected on a trusted network.
+pub struct Relay {
+    upstream: String,
+    hostname: String,
+    sessions: Mutex<HashMap<u64, Upstream>>,
+}
+
+impl std::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay")
+            .field("upstream", &self.upstream)
+            .finish()
+    }
+}
+
+fn unavailable(e: &io::Error) -> Reply {
+    tracing::warn!("relay: upstream: {e}");
+    Reply::new(
+        451,
+        Some(EnhancedStatus::new(4, 4, 1)),
+        "Upstream server unavailable, try again later",
+    )
+}
+
+impl Relay {
+    /// Relays to `upstream` (`"HOST:PORT"`).
+    pub fn new(upstream: impl Into<String>) -> Self {
+        Self {
+            upstream: upstream.into(),
+            hostname: "localhost".into(),
+            sessions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The name this relay gives in its EHLO to the upstream.
+    pub fn hostname(mut self, name: impl Into<String>) -> Self {
+        self.hostname = name.into();
+        self
+    }
+
+    fn take(&self, id: u64) -> Option<Upstream> {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id)
+    }
+
+    fn put(&self, id: u64, up: Upstream) {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, up);
+    }
+
+    /// Runs one step on this session's upstream connection; a broken connection is dropped
+    /// and the client gets 451.
+    async fn with_upstream<F>(&self, info: &SessionInfo, step: F) -> Result<(), Reply>
+    where
+        F: for<'a> FnOnce(
+                &'a mut Upstream,
+            )
+                -> std::pin::Pin<Box<dyn Future<Output = io::Result<Reply>> + Send + 'a>>
+            + Send,
+    {
+        let mut up = match self.take(info.id) {
+            Some(up) => up,
+            None => Upstream::connect(&self.upstream, &self.hostname)
+                .await
+                .map_err(|e| unavailable(&e))?,
+        };
+        match step(&mut up).await {
+            Ok(reply) => {
+                self.put(info.id, up);
+                if reply.is_positive() {
+                    Ok(())
+                } else {
+                    Err(reply)
+                }
+            }
+            Err(e) => Err(unavailable(&e)),
+        }
+    }
+}
+
+#[async_trait]
+impl Handler for Relay {
+    async fn mail(
+        &self,
+        info: &SessionInfo,
+        from: &ReversePath<'static>,
+        params: &MailParams<'static>,
+    ) -> Result<(), Reply> {
+        let line = format!("MAIL FROM:{from}{params}");
+        self.with_upstream(info, move |up| {
+            Box::pin(async move { up.command(&line).await })
+        })
+        .await
+    }
+
+    async fn rcpt(
+        &self,
+        info: &SessionInfo,
+        _: &Envelope,
+        to: &ForwardPath<'static>,
+        params: &RcptParams<'static>,
+    ) -> Result<(), Reply> {
+        let line = format!("RCPT TO:{to}{params}");
+        self.with_upstream(info, move |up| {
+            Box::pin(async move { up.command(&line).await })
+        })
+        .await
+    }
+
+    async fn data(&self, info: &SessionInfo, _: &Envelope, mut body: Body) -> Result<(), Reply> {
+        let Some(mut up) = self.take(info.id) else {
+            return Err(unavailable(&io::Error::other("no upstream transaction")));
+        };
+        match up.data(&mut body).await {
+            Ok(result) => {
+                self.put(info.id, up);
+                match result {
+                    Ok(r) if r.is_positive() => Ok(()),
+                    Ok(r) | Err(r) => Err(r),
+                }
+            }
+            Err(e) => Err(unavailable(&e)),
+        }
+    }
+
+    async fn rset(&self, info: &SessionInfo) {
+        if let Some(mut up) = self.take(info.id)
+            && up.command("RSET").await.is_ok()
+        {
+            self.put(info.id, up);
+        }
+    }
+
+    async fn disconnect(&self, info: &SessionInfo) {
+        if let Some(mut up) = self.take(info.id) {
+            let _ = tokio::time::timeout(Duration::from_secs(5), up.command("QUIT")).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Stuffer;
+
+    #[test]
+    fn streaming_stuffing_matches_whole() {
+        let bodies: [&[u8]; 5] = [
+            b".a\r\n.b\r\nc.\r\n..\r\n",
+            b"x",
+            b"",
+            b"a\r\n.",
+            b"\r\n.\r\n",
+        ];
+        for body in bodies {
+            let mut whole = Vec::new();
+            smtp_proto::dot_stuff(body, &mut whole);
+            for split in 0..=body.len() {
+                let mut s = Stuffer::default();
+                let mut out = Vec::new();
+                let (a, b) = body.split_at(split);
+                for piece in [a, b] {
+                    for byte in piece.chunks(1) {
+                        s.push(byte, &mut out);
+                    }
+                }
+                s.finish(&mut out);
+                assert_eq!(out, whole, "{body:?} split at {split}");
+            }
+        }
+    }
+}

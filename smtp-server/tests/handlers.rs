@@ -1,0 +1,228 @@
+//! The bundled handlers over loopback: Debugging, Memory, Maildir (including a storage error),
+//! and Relay passing the upstream's answers back per recipient.
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use common::Raw;
+use smtp_server::smtp_proto::{EnhancedStatus, Envelope, ForwardPath, RcptParams, Reply};
+use smtp_server::{Debugging, Handler, Maildir, Memory, Relay, Server, SessionInfo, async_trait};
+
+async fn transaction(addr: std::net::SocketAddr, rcpts: &[&str], content: &str) -> Vec<u16> {
+    let mut c = Raw::connect(addr).await;
+    let mut codes = vec![c.code().await, c.cmd("EHLO client.test").await];
+    codes.push(c.cmd("MAIL FROM:<a@example.com>").await);
+    for r in rcpts {
+        codes.push(c.cmd(&format!("RCPT TO:<{r}>")).await);
+    }
+    let data = c.cmd("DATA").await;
+    codes.push(data);
+    if data == 354 {
+        c.send(&format!("{content}.\r\n")).await;
+        codes.push(c.code().await);
+    }
+    codes.push(c.cmd("QUIT").await);
+    codes
+}
+
+#[derive(Clone, Default)]
+struct Shared(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn debugging_prints_envelope_then_content() {
+    let out = Shared::default();
+    let server = Server::builder()
+        .listen("127.0.0.1:0")
+        .handler(Debugging::new(out.clone()))
+        .bind()
+        .await
+        .unwrap()
+        .spawn();
+    let codes = transaction(
+        server.local_addr(),
+        &["b@example.net"],
+        "Subject: dbg\r\n\r\nhello\r\n",
+    )
+    .await;
+    assert_eq!(codes, [220, 250, 250, 250, 354, 250, 221]);
+    let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.starts_with("---------- MESSAGE FOLLOWS ----------\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "X-MailFrom: <a@example.com>\nX-RcptTo: <b@example.net>\nSubject: dbg\n\nhello\n"
+        ),
+        "{text}"
+    );
+    assert!(text.ends_with("------------ END MESSAGE ------------\n"));
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn maildir_stores_atomically_with_trace_headers() {
+    let dir = std::env::temp_dir().join(format!("maildir-test-{}", std::process::id()));
+    let server = Server::builder()
+        .listen("127.0.0.1:0")
+        .handler(Maildir::new(&dir).unwrap().hostname("mx.test"))
+        .bind()
+        .await
+        .unwrap()
+        .spawn();
+    let content = "Subject: kept\r\n\r\nexact bytes\r\n..dot\r\n";
+    let codes = transaction(server.local_addr(), &["b@example.net"], content).await;
+    assert_eq!(codes, [220, 250, 250, 250, 354, 250, 221]);
+    let files: Vec<_> = std::fs::read_dir(dir.join("new"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1);
+    assert_eq!(std::fs::read_dir(dir.join("tmp")).unwrap().count(), 0);
+    let stored = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(stored.starts_with("Return-Path: <a@example.com>\r\nReceived: from client.test ([127.0.0.1])\r\n\tby mx.test with ESMTP"), "{stored}");
+    assert!(
+        stored.ends_with("Subject: kept\r\n\r\nexact bytes\r\n.dot\r\n"),
+        "the message as received, unstuffed"
+    );
+    server.shutdown().await.unwrap();
+
+    // A storage error is a 451 4.3.0, and nothing half-written is left in new/.
+    let broken = std::env::temp_dir().join(format!("maildir-broken-{}", std::process::id()));
+    let maildir = Maildir::new(&broken).unwrap();
+    std::fs::remove_dir_all(broken.join("tmp")).unwrap();
+    let server = Server::builder()
+        .listen("127.0.0.1:0")
+        .handler(maildir)
+        .bind()
+        .await
+        .unwrap()
+        .spawn();
+    let codes = transaction(server.local_addr(), &["b@example.net"], "x\r\n").await;
+    assert_eq!(codes, [220, 250, 250, 250, 354, 451, 221]);
+    assert_eq!(std::fs::read_dir(broken.join("new")).unwrap().count(), 0);
+    server.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&broken);
+}
+
+#[tokio::test]
+async fn relay_passes_upstream_answers_back() {
+    let upstream = Memory::new();
+    let up = Server::builder()
+        .listen("127.0.0.1:0")
+        .handler(Upstream(upstream.clone()))
+        .bind()
+        .await
+        .unwrap()
+        .spawn();
+    let relay = Server::builder()
+        .listen("127.0.0.1:0")
+        .handler(Relay::new(up.local_addr().to_string()))
+        .bind()
+        .await
+        .unwrap()
+        .spawn();
+    let content = "Subject: relayed\r\n\r\n.leading dot\r\nbody\r\n";
+    // Dot-stuffed on the wire to the relay; the relay must stuff it again for the upstream.
+    let wire = content.replace("\r\n.", "\r\n..");
+    let codes = transaction(
+        relay.local_addr(),
+        &["ok@example.net", "unknown@example.net"],
+        &wire,
+    )
+    .await;
+    assert_eq!(
+        codes,
+        [220, 250, 250, 250, 550, 354, 250, 221],
+        "the upstream's 550 for one recipient"
+    );
+    let stored = upstream.wait_for(1).await;
+    assert_eq!(
+        stored[0].message.raw().as_ref(),
+        content.as_bytes(),
+        "relayed byte for byte"
+    );
+    assert_eq!(stored[0].envelope.recipients.len(), 1);
+    let codes = transaction(
+        relay.local_addr(),
+        &["ok@example.net"],
+        "Subject: spam\r\n\r\nx\r\n",
+    )
+    .await;
+    assert_eq!(
+        codes,
+        [220, 250, 250, 250, 354, 554, 221],
+        "the upstream's refusal, not a 250"
+    );
+    relay.shutdown().await.unwrap();
+    up.shutdown().await.unwrap();
+    // Upstream down: 451, never 250.
+    let relay = Server::builder()
+        .listen("127.0.0.1:0")
+        .handler(Relay::new("127.0.0.1:1"))
+        .bind()
+        .await
+        .unwrap()
+        .spawn();
+    let codes = transaction(relay.local_addr(), &["ok@example.net"], "x\r\n").await;
+    assert_eq!(codes, [220, 250, 451, 503, 503, 221]);
+    relay.shutdown().await.unwrap();
+}
+
+/// The upstream for the relay test: refuses `unknown@` and `Subject: spam`, stores the rest.
+#[derive(Clone)]
+struct Upstream(Memory);
+
+#[async_trait]
+impl Handler for Upstream {
+    async fn rcpt(
+        &self,
+        _: &SessionInfo,
+        _: &Envelope,
+        to: &ForwardPath<'static>,
+        _: &RcptParams<'static>,
+    ) -> Result<(), Reply> {
+        if to.to_string().contains("unknown") {
+            return Err(Reply::new(
+                550,
+                Some(EnhancedStatus::new(5, 1, 1)),
+                "Upstream: no such user",
+            ));
+        }
+        Ok(())
+    }
+
+    async fn data(
+        &self,
+        info: &SessionInfo,
+        env: &Envelope,
+        body: smtp_server::Body,
+    ) -> Result<(), Reply> {
+        // Peek at the subject through a Memory of our own, then decide.
+        let probe = Memory::new();
+        probe.data(info, env, body).await?;
+        let msg = probe.messages().remove(0);
+        if msg.message.raw().starts_with(b"Subject: spam") {
+            return Err(Reply::new(
+                554,
+                Some(EnhancedStatus::new(5, 7, 1)),
+                "Upstream: rejected",
+            ));
+        }
+        self.0.push(msg);
+        Ok(())
+    }
+}
