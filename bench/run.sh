@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# The benchmark runner: our smtp-server beside Postfix's smtp-sink and aiosmtpd, same client,
+# same flags, interleaved rounds (A B C A B C ...), medians and ratios. See BENCHMARKS.md.
+#
+#   bash bench/run.sh           # the full run (tens of minutes)
+#   bash bench/run.sh --quick   # tiny counts, one round: checks that the runner works (CI)
+#
+# Installs what it compares against: Debian's postfix (for smtp-source and smtp-sink; service
+# starts are blocked, no Postfix daemon runs) and aiosmtpd from PyPI in a venv. Loopback only;
+# everything it starts is stopped on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+QUICK=0
+[ "${1:-}" = "--quick" ] && QUICK=1
+
+if [ "$QUICK" = 1 ]; then
+  ROUNDS=1; A_SESS=4; A_MSGS=400; B_MSGS=100; C_MSGS=200; C10K=300; HUGE=$((32 << 20)); SOAK=4000; SOAK_SESS=10
+else
+  ROUNDS=3; A_SESS=20; A_MSGS=20000; B_MSGS=5000; C_MSGS=5000; C10K=10000; HUGE=$((1 << 30)); SOAK=1000000; SOAK_SESS=50
+fi
+
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+echo "== building release binaries"
+cargo build --quiet --release --locked -p smtp-server --features cli
+cargo build --quiet --release --locked -p loadtest
+OURS=$PWD/target/release/smtp-server
+LOADGEN=$PWD/target/release/loadtest
+
+echo "== installing what we compare against"
+if ! command -v smtp-source >/dev/null && [ ! -x /usr/sbin/smtp-source ] && [ "$(id -u)" = 0 ]; then
+  (
+    export DEBIAN_FRONTEND=noninteractive
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+    apt-get update -q && apt-get install -y -q --no-install-recommends postfix
+    rm -f /usr/sbin/policy-rc.d
+  ) > "$WORK/apt.log" 2>&1 || echo "postfix install failed: smtp-source/smtp-sink columns skipped"
+fi
+SOURCE=$(command -v smtp-source || echo /usr/sbin/smtp-source)
+SINK=$(command -v smtp-sink || echo /usr/sbin/smtp-sink)
+VENV=$PWD/target/bench-venv
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import aiosmtpd' 2>/dev/null; then
+  python3 -m venv "$VENV" > "$WORK/venv.log" 2>&1 && "$VENV/bin/pip" install -q aiosmtpd >> "$WORK/venv.log" 2>&1 \
+    || echo "aiosmtpd install failed: its column is skipped"
+fi
+HAVE_SINK=0; [ -x "$SINK" ] && [ -x "$SOURCE" ] && HAVE_SINK=1
+HAVE_AIO=0; "$VENV/bin/python" -c 'import aiosmtpd' 2>/dev/null && HAVE_AIO=1
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() {
+  for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done
+  echo "port $1 never opened" >&2; return 1
+}
+# start SERVER PORT [extra]: prints the pid
+start() {
+  local kind=$1 port=$2; shift 2
+  case "$kind" in
+    ours) "$OURS" --listen "127.0.0.1:$port" --handler sink --size 2000000000 "$@" > "$WORK/ours.log" 2>&1 & ;;
+    maildir) "$OURS" --listen "127.0.0.1:$port" --handler "maildir:$WORK/md" --size 2000000000 > "$WORK/ours.log" 2>&1 & ;;
+    smtp-sink) "$SINK" -u nobody -c "127.0.0.1:$port" 1000 > "$WORK/sink.log" 2>&1 & ;;
+    aiosmtpd) "$VENV/bin/python" -m aiosmtpd -n -l "127.0.0.1:$port" -c aiosmtpd.handlers.Sink "$@" > "$WORK/aio.log" 2>&1 & ;;
+  esac
+  local pid=$!
+  PIDS+=("$pid")
+  wait_port "$port"
+  echo "$pid"
+}
+stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+median() { python3 -c 'import sys,statistics; v=[float(x) for x in sys.argv[1:]]; print(f"{statistics.median(v):.0f}" if v else "-")' "$@"; }
+ratio() { python3 -c 'import sys; a,b=sys.argv[1:]; print("-" if "-" in (a,b) or float(b)==0 else f"{float(a)/float(b):.2f}x")' "$1" "$2"; }
+
+# smtp-source against a server: messages per second.
+source_rate() { # SERVER SESSIONS MESSAGES SIZE
+  local port pid t0 t1
+  port=$(free_port); pid=$(start "$1" "$port")
+  t0=$(date +%s.%N)
+  timeout 900 "$SOURCE" -s "$2" -m "$3" -l "$4" -f load@example.com -t sink@example.net "127.0.0.1:$port" > /dev/null 2>&1 || true
+  t1=$(date +%s.%N)
+  stop "$pid"
+  python3 -c "print(f'{$3/($t1-$t0):.0f}')"
+}
+
+declare -A RES
+run_case() { # NAME SESSIONS MESSAGES SIZE
+  local name=$1 servers=(ours)
+  [ "$HAVE_SINK" = 1 ] && servers+=(smtp-sink)
+  [ "$HAVE_AIO" = 1 ] && servers+=(aiosmtpd)
+  declare -A rates
+  for _ in $(seq "$ROUNDS"); do
+    for s in "${servers[@]}"; do
+      local msgs=$3
+      [ "$s" = aiosmtpd ] && [ "$QUICK" = 0 ] && msgs=$(( $3 / 4 )) # a quarter: it is slow, the rate is what counts
+      rates[$s]+="$(source_rate "$s" "$2" "$msgs" "$4") "
+    done
+  done
+  for s in ours smtp-sink aiosmtpd; do RES[$name,$s]=$(median ${rates[$s]:-}); done
+  printf '%-34s ours %8s/s  smtp-sink %8s/s  aiosmtpd %8s/s   ours/smtp-sink %7s  ours/aiosmtpd %7s\n' \
+    "$name" "${RES[$name,ours]}" "${RES[$name,smtp-sink]}" "${RES[$name,aiosmtpd]}" \
+    "$(ratio "${RES[$name,ours]}" "${RES[$name,smtp-sink]}")" "$(ratio "${RES[$name,ours]}" "${RES[$name,aiosmtpd]}")"
+}
+
+echo "== 1. throughput (client: Postfix smtp-source, same flags for every server; $ROUNDS round(s), median)"
+if [ -x "$SOURCE" ]; then
+  run_case "(a) 1 KB, $A_SESS sessions, $A_MSGS msgs" "$A_SESS" "$A_MSGS" 1024
+  run_case "(b) 100 KB, $A_SESS sessions, $B_MSGS msgs" "$A_SESS" "$B_MSGS" 102400
+  run_case "(c) 1 KB, 1 session, $C_MSGS msgs" 1 "$C_MSGS" 1024
+else
+  echo "smtp-source missing: skipped"
+fi
+
+echo "== 1(d). STARTTLS, 1 KB, $A_SESS sessions (client: our loadgen; smtp-source has no STARTTLS)"
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+tls_rate() {
+  local port pid out
+  port=$(free_port)
+  if [ "$1" = ours ]; then
+    pid=$(start ours "$port" --tls-cert "$WORK/cert.pem" --tls-key "$WORK/key.pem")
+  else
+    pid=$(start aiosmtpd "$port" --tlscert "$WORK/cert.pem" --tlskey "$WORK/key.pem")
+  fi
+  out=$(timeout 900 "$LOADGEN" throughput "127.0.0.1:$port" "$A_SESS" "$2" 1024 --starttls || true)
+  stop "$pid"
+  echo "$out" | sed -n 's/.*per_second=\([0-9]*\).*/\1/p'
+}
+tls_ours=""; tls_aio=""
+for _ in $(seq "$ROUNDS"); do
+  tls_ours+="$(tls_rate ours "$A_MSGS") "
+  [ "$HAVE_AIO" = 1 ] && tls_aio+="$(tls_rate aiosmtpd $(( QUICK == 1 ? A_MSGS : A_MSGS / 4 ))) "
+done
+T_O=$(median $tls_ours); T_A=$(median $tls_aio)
+printf '%-34s ours %8s/s  aiosmtpd %8s/s   ours/aiosmtpd %7s\n' "(d) STARTTLS 1 KB" "$T_O" "$T_A" "$(ratio "$T_O" "$T_A")"
+
+echo "== 2. C10k: $C10K connections held idle past EHLO, then a message on each"
+port=$(free_port); pid=$(start ours "$port")
+"$LOADGEN" c10k "127.0.0.1:$port" "$C10K" "$pid" || echo "c10k run failed"
+stop "$pid"
+
+echo "== 3. huge message: $HUGE bytes, through the sink and through the Maildir handler"
+for kind in ours maildir; do
+  port=$(free_port); pid=$(start "$kind" "$port")
+  out=$("$LOADGEN" huge "127.0.0.1:$port" "$HUGE" || echo failed)
+  peak=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
+  echo "$kind: $out server_peak_rss_kib=$peak"
+  stop "$pid"
+  rm -rf "$WORK/md"
+done
+
+echo "== 4. soak: $SOAK messages over $SOAK_SESS sessions, in 10 segments"
+port=$(free_port); pid=$(start ours "$port")
+for i in $(seq 10); do
+  out=$("$LOADGEN" throughput "127.0.0.1:$port" "$SOAK_SESS" $((SOAK / 10)) 1024 || echo failed)
+  rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+  echo "segment $i: $out server_rss_kib=$rss"
+done
+stop "$pid"
+
+if [ "$QUICK" = 0 ]; then
+  echo "== 5. sans-IO benches (criterion)"
+  cargo bench --locked -p smtp-proto@0.1.0 --bench parse --bench session 2>/dev/null \
+    | grep -E '^(commands|data_1mb|session)|thrpt:|allocations' || true
+fi
+echo "== done"

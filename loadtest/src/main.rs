@@ -1,0 +1,300 @@
+//! `loadgen`: drives an SMTP server for the benchmark runner and prints one line of results.
+//!
+//! ```text
+//! loadgen throughput ADDR SESSIONS MESSAGES SIZE [--starttls]
+//! loadgen c10k ADDR CONNECTIONS PIDFILE   # hold N sessions idle past EHLO, print the server's
+//!                                          # RSS (from /proc/PID) then send a message on each
+//! loadgen huge ADDR BYTES
+//! ```
+//! Messages use pipelining (MAIL, RCPT, DATA in one write). Every wait is bounded.
+#![forbid(unsafe_code)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio_rustls::rustls::{self, ClientConfig};
+
+const WAIT: Duration = Duration::from_secs(120);
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+struct Conn {
+    io: BufReader<Box<dyn Io>>,
+}
+
+impl Conn {
+    async fn connect(addr: &str) -> std::io::Result<Self> {
+        let s = tokio::time::timeout(WAIT, TcpStream::connect(addr)).await??;
+        s.set_nodelay(true)?;
+        let mut c = Self {
+            io: BufReader::new(Box::new(s)),
+        };
+        c.expect(220).await?;
+        Ok(c)
+    }
+
+    async fn reply(&mut self) -> std::io::Result<u16> {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = tokio::time::timeout(WAIT, self.io.read_line(&mut line)).await??;
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return Ok(line.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0));
+            }
+        }
+    }
+
+    async fn expect(&mut self, code: u16) -> std::io::Result<()> {
+        let got = self.reply().await?;
+        if got == code {
+            Ok(())
+        } else {
+            Err(std::io::Error::other(format!("expected {code}, got {got}")))
+        }
+    }
+
+    async fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.io.get_mut().write_all(bytes).await?;
+        self.io.get_mut().flush().await
+    }
+
+    async fn ehlo(&mut self) -> std::io::Result<()> {
+        self.send(b"EHLO loadgen.example\r\n").await?;
+        self.expect(250).await
+    }
+
+    async fn starttls(mut self) -> std::io::Result<Self> {
+        self.send(b"STARTTLS\r\n").await?;
+        self.expect(220).await?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(std::io::Error::other)?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerify))
+            .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let name =
+            rustls::pki_types::ServerName::try_from("localhost").map_err(std::io::Error::other)?;
+        let tls = connector.connect(name, self.io.into_inner()).await?;
+        let mut c = Self {
+            io: BufReader::new(Box::new(tls)),
+        };
+        c.ehlo().await?;
+        Ok(c)
+    }
+
+    /// One message, pipelined: MAIL, RCPT and DATA in one write, then the content.
+    async fn message(&mut self, body: &[u8]) -> std::io::Result<()> {
+        self.send(b"MAIL FROM:<load@example.com>\r\nRCPT TO:<sink@example.net>\r\nDATA\r\n")
+            .await?;
+        for code in [250, 250, 354] {
+            self.expect(code).await?;
+        }
+        self.send(body).await?;
+        self.expect(250).await
+    }
+}
+
+/// Benchmarks trust any certificate: the server is our own on loopback.
+#[derive(Debug)]
+struct NoVerify;
+
+impl rustls::client::danger::ServerCertVerifier for NoVerify {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+    fn verify_tls13_signature(
+        &self,
+        _: &[u8],
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        rustls::crypto::ring::default_provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// A message of about `size` octets, with its terminator.
+fn body(size: usize) -> Vec<u8> {
+    let mut b = b"From: load@example.com\r\nTo: sink@example.net\r\nSubject: load\r\n\r\n".to_vec();
+    while b.len() < size {
+        b.extend_from_slice(
+            b"The quick brown fox jumps over the lazy dog, again and again and again.\r\n",
+        );
+    }
+    b.extend_from_slice(b".\r\n");
+    b
+}
+
+fn rss_kib(pid: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+async fn throughput(addr: String, sessions: usize, messages: usize, size: usize, tls: bool) {
+    let body = Arc::new(body(size));
+    let done = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for s in 0..sessions {
+        let n = messages / sessions + usize::from(s < messages % sessions);
+        let (addr, body, done) = (addr.clone(), Arc::clone(&body), Arc::clone(&done));
+        tasks.push(tokio::spawn(async move {
+            let mut c = Conn::connect(&addr).await?;
+            c.ehlo().await?;
+            if tls {
+                c = c.starttls().await?;
+            }
+            for _ in 0..n {
+                c.message(&body).await?;
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+            c.send(b"QUIT\r\n").await?;
+            Ok::<_, std::io::Error>(())
+        }));
+    }
+    let mut errors = 0;
+    for t in tasks {
+        if !matches!(t.await, Ok(Ok(()))) {
+            errors += 1;
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let n = done.load(Ordering::Relaxed);
+    println!(
+        "messages={n} seconds={secs:.3} per_second={:.0} failed_sessions={errors}",
+        n as f64 / secs
+    );
+}
+
+async fn c10k(addr: String, conns: usize, pid: String) {
+    let base = rss_kib(&pid);
+    let mut held = Vec::with_capacity(conns);
+    let start = Instant::now();
+    let mut refused = 0;
+    // Connect in waves so the accept queue never overflows.
+    for wave in (0..conns).collect::<Vec<_>>().chunks(500) {
+        let mut opening = Vec::new();
+        for _ in wave {
+            let addr = addr.clone();
+            opening.push(tokio::spawn(async move {
+                let mut c = Conn::connect(&addr).await?;
+                c.ehlo().await?;
+                Ok::<_, std::io::Error>(c)
+            }));
+        }
+        for o in opening {
+            match o.await {
+                Ok(Ok(c)) => held.push(c),
+                _ => refused += 1,
+            }
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle = rss_kib(&pid);
+    let per_conn = (idle.saturating_sub(base)) as f64 * 1024.0 / held.len().max(1) as f64;
+    let opened = start.elapsed().as_secs_f64();
+    let body = Arc::new(body(1024));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for mut c in held {
+        let body = Arc::clone(&body);
+        tasks.push(tokio::spawn(
+            async move { c.message(&body).await.map(|()| c) },
+        ));
+    }
+    let mut delivered = 0;
+    let mut keep = Vec::new();
+    for t in tasks {
+        if let Ok(Ok(c)) = t.await {
+            delivered += 1;
+            keep.push(c);
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "connections={conns} refused={refused} open_seconds={opened:.2} rss_base_kib={base} rss_idle_kib={idle} bytes_per_idle_conn={per_conn:.0} delivered={delivered} deliver_seconds={secs:.2}"
+    );
+}
+
+async fn huge(addr: String, bytes: usize) {
+    let mut c = Conn::connect(&addr).await.expect("connect");
+    c.ehlo().await.expect("EHLO");
+    c.send(b"MAIL FROM:<load@example.com>\r\nRCPT TO:<sink@example.net>\r\nDATA\r\n")
+        .await
+        .unwrap();
+    for code in [250, 250, 354] {
+        c.expect(code).await.expect("reply");
+    }
+    let line = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ab\r\n";
+    let block: Vec<u8> = line
+        .iter()
+        .copied()
+        .cycle()
+        .take(line.len() * 14_000)
+        .collect();
+    let start = Instant::now();
+    let mut sent = 0;
+    while sent < bytes {
+        let n = block.len().min(bytes - sent);
+        c.send(&block[..n]).await.expect("send");
+        sent += n;
+    }
+    c.send(b"\r\n.\r\n").await.unwrap();
+    let code = c.reply().await.unwrap_or(0);
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "bytes={sent} seconds={secs:.3} mb_per_second={:.0} reply={code}",
+        sent as f64 / secs / 1e6
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
+    let num = |i: usize| arg(i).parse::<usize>().expect("a number");
+    match arg(0).as_str() {
+        "throughput" => throughput(arg(1), num(2), num(3), num(4), arg(5) == "--starttls").await,
+        "c10k" => c10k(arg(1), num(2), arg(3)).await,
+        "huge" => huge(arg(1), num(2)).await,
+        _ => {
+            eprintln!(
+                "usage: loadgen throughput ADDR SESSIONS MESSAGES SIZE [--starttls] | c10k ADDR N PID | huge ADDR BYTES"
+            );
+            std::process::exit(2);
+        }
+    }
+}
