@@ -21,8 +21,10 @@ use crate::body::Body;
 use crate::error::BodyError;
 use crate::handler::{Handler, SessionInfo};
 
-/// Bytes asked of the socket per read.
+/// Most bytes asked of the socket per read.
 const READ_SIZE: usize = 16 * 1024;
+/// Least bytes asked of the socket per read: an idle session keeps a small buffer (C10k).
+const MIN_READ: usize = 1024;
 /// Body chunks in flight between the connection and the handler.
 const BODY_QUEUE: usize = 4;
 
@@ -130,7 +132,8 @@ where
         let mut conn = Conn {
             stream,
             session,
-            buf: Vec::with_capacity(READ_SIZE),
+            buf: Vec::new(),
+            read_size: MIN_READ,
             pos: 0,
             info,
             ctx,
@@ -161,6 +164,9 @@ struct Conn<S> {
     ctx: ConnContext,
     closed: Option<CloseReason>,
     shutdown_seen: bool,
+    /// How much to ask for next: doubles while reads fill it (message content), halves
+    /// while they do not (commands).
+    read_size: usize,
 }
 
 fn aborted() -> io::Error {
@@ -421,7 +427,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
             self.buf.drain(..self.pos);
             self.pos = 0;
         }
-        self.buf.reserve(READ_SIZE);
+        self.buf.reserve(self.read_size);
         let deadline = self
             .session
             .poll_timeout()
@@ -443,6 +449,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
             read = self.stream.read_buf(&mut self.buf) => match read {
                 Ok(0) => self.session.handle_eof(Instant::now()),
                 Ok(n) => {
+                    self.read_size = if n >= self.read_size {
+                        (self.read_size * 2).min(READ_SIZE)
+                    } else {
+                        (self.read_size / 2).max(MIN_READ)
+                    };
                     if tracing::enabled!(tracing::Level::DEBUG) {
                         let text = String::from_utf8_lossy(&self.buf[self.buf.len() - n..]);
                         tracing::debug!("C: {}", text.trim_end());
