@@ -149,5 +149,12 @@ else
   skip "haproxy not installed"
 fi
 
+# --- Crash safety: SIGKILL and SIGTERM under load, Maildir ----------------------------------
+if timeout 300 python3 tests/interop/crash.py "$BIN" "$WORK"; then
+  ok "crash safety: SIGKILL x3 and SIGTERM under load lose no acknowledged message, leave nothing partial in new/"
+else
+  bad "crash safety"
+fi
+
 echo "interop: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ]
