@@ -14,6 +14,58 @@ use tokio::sync::Notify;
 use crate::body::{Body, Message};
 use crate::handler::{Handler, SessionInfo};
 
+/// User names and passwords for AUTH PLAIN and LOGIN: [`Accounts::verify`] is what a
+/// [`Handler::auth`] needs to return.
+///
+/// ```
+/// use smtp_server::Accounts;
+/// use smtp_server::smtp_proto::{Credentials, decode_plain};
+/// let accounts = Accounts::new([("ann", "secret")]);
+/// let ok = Credentials::Plain(decode_plain(b"\0ann\0secret").unwrap());
+/// assert_eq!(accounts.verify(&ok), Ok("ann".to_string()));
+/// let bad = Credentials::Plain(decode_plain(b"\0ann\0guess").unwrap());
+/// assert_eq!(accounts.verify(&bad).unwrap_err().code(), 535);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Accounts(std::collections::HashMap<String, String>);
+
+impl Accounts {
+    /// Accounts from (user, password) pairs.
+    pub fn new<U: Into<String>, P: Into<String>>(pairs: impl IntoIterator<Item = (U, P)>) -> Self {
+        Self(
+            pairs
+                .into_iter()
+                .map(|(u, p)| (u.into(), p.into()))
+                .collect(),
+        )
+    }
+
+    /// Adds an account.
+    pub fn insert(&mut self, user: impl Into<String>, password: impl Into<String>) {
+        self.0.insert(user.into(), password.into());
+    }
+
+    /// True when there is no account.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The identity for PLAIN or LOGIN credentials that match an account, else
+    /// `535 5.7.8` (other mechanisms are refused too).
+    pub fn verify(&self, credentials: &smtp_proto::Credentials) -> Result<String, Reply> {
+        use smtp_proto::Credentials;
+        let (user, password) = match credentials {
+            Credentials::Plain(p) => (p.authcid.as_str(), p.password.as_str()),
+            Credentials::Login { username, password } => (username.as_str(), password.as_str()),
+            _ => return Err(Reply::AUTH_INVALID),
+        };
+        match self.0.get(user) {
+            Some(p) if p == password => Ok(user.to_string()),
+            _ => Err(Reply::AUTH_INVALID),
+        }
+    }
+}
+
 /// Accepts every message and throws it away.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Sink;

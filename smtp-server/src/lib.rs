@@ -55,7 +55,9 @@ pub use async_trait::async_trait;
 pub use body::{Body, Message};
 pub use error::{BodyError, Error};
 pub use handler::{Handler, SessionInfo, TlsInfo, VRFY_CANNOT};
-pub use handlers::{Debugging, Maildir, Memory, Sink, Stored, received_header, rfc5322_date};
+pub use handlers::{
+    Accounts, Debugging, Maildir, Memory, Sink, Stored, received_header, rfc5322_date,
+};
 pub use relay::Relay;
 pub use server::{Server, ServerBuilder, ServerHandle, serve_stream, serve_stream_arc};
 pub use smtp_proto;

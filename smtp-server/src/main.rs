@@ -5,7 +5,6 @@
 //! ```
 #![forbid(unsafe_code)]
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +13,8 @@ use smtp_server::smtp_proto::{
     Credentials, Envelope, ForwardPath, MailParams, RcptParams, Reply, ReversePath,
 };
 use smtp_server::{
-    Body, Debugging, Handler, Maildir, Server, SessionInfo, Sink, async_trait, load_pem_files,
+    Accounts, Body, Debugging, Handler, Maildir, Server, SessionInfo, Sink, async_trait,
+    load_pem_files,
 };
 
 /// An embeddable ESMTP/LMTP server, as a program.
@@ -77,7 +77,7 @@ struct Args {
 /// Checks AUTH against the accounts given on the command line, and otherwise is `inner`.
 struct Program {
     inner: Arc<dyn Handler>,
-    accounts: HashMap<String, String>,
+    accounts: Accounts,
 }
 
 #[async_trait]
@@ -94,15 +94,7 @@ impl Handler for Program {
         self.inner.hello(s, name, caps).await
     }
     async fn auth(&self, _: &SessionInfo, c: &Credentials) -> Result<String, Reply> {
-        let (user, pass) = match c {
-            Credentials::Plain(p) => (p.authcid.as_str(), p.password.as_str()),
-            Credentials::Login { username, password } => (username.as_str(), password.as_str()),
-            _ => return Err(Reply::AUTH_INVALID),
-        };
-        match self.accounts.get(user) {
-            Some(p) if p == pass => Ok(user.to_string()),
-            _ => Err(Reply::AUTH_INVALID),
-        }
+        self.accounts.verify(c)
     }
     async fn mail(
         &self,
@@ -187,12 +179,12 @@ fn main() {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
         )
         .init();
-    let mut accounts = HashMap::new();
+    let mut accounts = Accounts::default();
     for a in &args.auth {
         let Some((user, pass)) = a.split_once(':') else {
             fail(format!("--auth {a:?}: expected USER:PASSWORD"));
         };
-        accounts.insert(user.to_string(), pass.to_string());
+        accounts.insert(user, pass);
     }
     let inner = handler(&args.handler, &args.hostname);
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use mail_parser::MimeHeaders as _;
 use smtp_proto::{Config, Credentials, Envelope, Reply};
-use smtp_server::{Body, Handler, Message, Server, ServerHandle, SessionInfo, async_trait};
+use smtp_server::{
+    Accounts, Body, Handler, Message, Server, ServerHandle, SessionInfo, async_trait,
+};
 use tokio::sync::{Notify, broadcast};
 
 use crate::faults::{FaultHandler, Faults};
@@ -227,21 +229,13 @@ struct Store {
 #[derive(Clone)]
 pub struct Recorder {
     store: Arc<Store>,
-    accounts: Arc<HashMap<String, String>>,
+    accounts: Arc<Accounts>,
 }
 
 #[async_trait]
 impl Handler for Recorder {
     async fn auth(&self, _: &SessionInfo, credentials: &Credentials) -> Result<String, Reply> {
-        let (user, pass) = match credentials {
-            Credentials::Plain(p) => (p.authcid.as_str(), p.password.as_str()),
-            Credentials::Login { username, password } => (username.as_str(), password.as_str()),
-            _ => return Err(Reply::AUTH_INVALID),
-        };
-        match self.accounts.get(user) {
-            Some(p) if p == pass => Ok(user.to_string()),
-            _ => Err(Reply::AUTH_INVALID),
-        }
+        self.accounts.verify(credentials)
     }
 
     async fn data(
@@ -378,7 +372,7 @@ impl TestServerBuilder {
         });
         let recorder = Recorder {
             store: Arc::clone(&store),
-            accounts: Arc::new(self.accounts.clone()),
+            accounts: Arc::new(Accounts::new(self.accounts.clone())),
         };
         let mut builder = Server::builder()
             .hostname("testserver.localhost")

@@ -53,16 +53,7 @@ impl Capture {
 #[async_trait]
 impl Handler for Capture {
     async fn auth(&self, _: &SessionInfo, c: &Credentials) -> Result<String, Reply> {
-        let ok = match c {
-            Credentials::Plain(p) => p.authcid == "user" && p.password == "secret",
-            Credentials::Login { username, password } => username == "user" && password == "secret",
-            _ => false,
-        };
-        if ok {
-            Ok(c.username().to_string())
-        } else {
-            Err(Reply::AUTH_INVALID)
-        }
+        smtp_server::Accounts::new([("user", "secret")]).verify(c)
     }
 
     async fn data(&self, info: &SessionInfo, envelope: &Envelope, body: Body) -> Result<(), Reply> {
