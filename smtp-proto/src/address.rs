@@ -352,7 +352,9 @@ fn address_literal(s: In<'_>) -> IResult<In<'_>, In<'_>> {
             |t: &[u8]| !t.ends_with(b"-") && !t.eq_ignore_ascii_case(b"IPv6"),
         ),
         tag(":"),
-        take_while1(|b: u8| matches!(b, b'!'..=b'Z' | b'^'..=b'~')),
+        // RFC 5321 dcontent, less `<` and `>`: inside a path they would make its end
+        // ambiguous (found by the command fuzz target: printed back, `[x>]` cut the path).
+        take_while1(|b: u8| matches!(b, b'!'..=b'Z' | b'^'..=b'~') && b != b'<' && b != b'>'),
     );
     recognize(delimited(
         char('['),
@@ -408,6 +410,9 @@ mod tests {
             ("a@[1.2.3]", AddressError::Syntax),
             ("a@[IPv6:zz::1]", AddressError::Syntax),
             ("a@[IPv6:1.2.3.4]", AddressError::Syntax),
+            // Fuzz regression: `>` in a general literal would end the path early.
+            ("a@[IPv3:,,,,l::2:1222222le>]", AddressError::Syntax),
+            ("a@[tag:x<y]", AddressError::Syntax),
             ("\"unterminated@b", AddressError::Syntax),
             ("\"bad\x01ctl\"@b", AddressError::Syntax),
             ("a\"b@c", AddressError::Syntax),

@@ -290,3 +290,23 @@ proptest! {
         fuzzing::session(&data);
     }
 }
+
+/// Inputs the fuzzers found crashing, kept as regression tests (`tests/fuzz_regressions/`,
+/// named `TARGET-what`).
+#[test]
+fn fuzz_regressions() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fuzz_regressions");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let data = std::fs::read(&path).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        match name.split('-').next().unwrap() {
+            "command" => fuzzing::command(&data),
+            "reply" => fuzzing::reply(&data),
+            "data" => fuzzing::data(&data),
+            "proxy" => fuzzing::proxy(&data),
+            "session" => fuzzing::session(&data),
+            other => panic!("unknown target {other} for {name}"),
+        }
+    }
+}
