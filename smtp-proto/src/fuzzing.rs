@@ -187,9 +187,10 @@ pub fn session(data: &[u8]) {
             assert!(body <= 512, "content past the size limit");
         }
         buf.drain(..consumed);
+        // (Once closed, whatever is left in the buffer is dropped with the connection.)
         assert!(
-            buf.len() <= s.max_buffered_input() + step,
-            "driver asked to hold too much"
+            s.is_closed() || buf.len() <= s.max_buffered_input() + step,
+            "driver asked to hold too much: {} > {} + {step}", buf.len(), s.max_buffered_input()
         );
         if consumed == 0 && !had_body && !s.is_pending() {
             if data.is_empty() {
