@@ -190,7 +190,9 @@ pub fn session(data: &[u8]) {
         // (Once closed, whatever is left in the buffer is dropped with the connection.)
         assert!(
             s.is_closed() || buf.len() <= s.max_buffered_input() + step,
-            "driver asked to hold too much: {} > {} + {step}", buf.len(), s.max_buffered_input()
+            "driver asked to hold too much: {} > {} + {step}",
+            buf.len(),
+            s.max_buffered_input()
         );
         if consumed == 0 && !had_body && !s.is_pending() {
             if data.is_empty() {
