@@ -87,6 +87,8 @@ pub(crate) struct ConnContext {
     pub(crate) tls: Option<TlsAcceptor>,
     pub(crate) implicit_tls: bool,
     pub(crate) shutdown: watch::Receiver<bool>,
+    /// Waited before answering a refused AUTH (slows brute force down).
+    pub(crate) auth_failure_delay: std::time::Duration,
 }
 
 /// How the message phase ended.
@@ -268,7 +270,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
                         self.info.auth = Some(identity.clone());
                         self.session.accept_auth(now, identity);
                     }
-                    Some(Err(reply)) => self.session.reply(now, reply),
+                    Some(Err(reply)) => {
+                        let delay = self.ctx.auth_failure_delay;
+                        if !delay.is_zero() {
+                            tokio::time::sleep(delay).await;
+                        }
+                        self.session.reply(Instant::now(), reply);
+                    }
                     None => self.session.reply(now, Reply::LOCAL_ERROR),
                 }
             }

@@ -70,6 +70,7 @@ pub struct ServerBuilder {
     handler: Option<Arc<dyn Handler>>,
     max_connections: Option<usize>,
     grace: Duration,
+    auth_failure_delay: Duration,
 }
 
 impl ServerBuilder {
@@ -81,6 +82,7 @@ impl ServerBuilder {
             handler: None,
             max_connections: None,
             grace: Duration::from_secs(30),
+            auth_failure_delay: Duration::ZERO,
         }
     }
 
@@ -166,6 +168,13 @@ impl ServerBuilder {
     /// Requires AUTH before MAIL.
     pub fn auth_required(mut self, required: bool) -> Self {
         self.config.auth.required = required;
+        self
+    }
+
+    /// Waits this long before answering a refused AUTH, to slow down password guessing (the
+    /// session still closes after `limits.auth_failures` failures).
+    pub fn auth_failure_delay(mut self, delay: Duration) -> Self {
+        self.auth_failure_delay = delay;
         self
     }
 
@@ -279,6 +288,7 @@ impl ServerBuilder {
             tls: self.tls.map(TlsAcceptor::from),
             max_connections: self.max_connections,
             grace: self.grace,
+            auth_failure_delay: self.auth_failure_delay,
         })
     }
 }
@@ -291,6 +301,7 @@ pub struct Server {
     tls: Option<TlsAcceptor>,
     max_connections: Option<usize>,
     grace: Duration,
+    auth_failure_delay: Duration,
 }
 
 impl Server {
@@ -337,6 +348,7 @@ impl Server {
                 tls: self.tls.clone(),
                 implicit_tls: listener.implicit_tls,
                 shutdown: stop_rx.clone(),
+                auth_failure_delay: self.auth_failure_delay,
             };
             let accept = AcceptLoop {
                 listener,
@@ -485,6 +497,7 @@ pub async fn serve_stream_arc<S>(
         tls: None,
         implicit_tls: false,
         shutdown,
+        auth_failure_delay: Duration::ZERO,
     };
     let info = SessionInfo {
         listener: "stream".into(),

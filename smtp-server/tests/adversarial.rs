@@ -235,11 +235,13 @@ async fn huge_inputs() {
     server.shutdown().await.unwrap();
 }
 
-/// Brute force: failed AUTH attempts hit the limit, then 421 and close.
+/// Brute force: failed AUTH attempts hit the limit, then 421 and close; each failure is
+/// answered only after the configured delay.
 #[tokio::test]
 async fn auth_brute_force_is_cut() {
     let server = Server::builder()
         .listen("127.0.0.1:0")
+        .auth_failure_delay(Duration::from_millis(200))
         .auth_mechanisms(["PLAIN"])
         .allow_insecure_auth(true)
         .handler(Capture::default())
@@ -250,9 +252,15 @@ async fn auth_brute_force_is_cut() {
     let mut c = Raw::connect(server.local_addr()).await;
     assert_eq!(c.code().await, 220);
     assert_eq!(c.cmd("EHLO c").await, 250);
+    let start = Instant::now();
     for _ in 0..2 {
         assert_eq!(c.cmd("AUTH PLAIN AHVzZXIAd3Jvbmc=").await, 535);
     }
+    assert!(
+        start.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        start.elapsed()
+    );
     assert_eq!(c.cmd("AUTH PLAIN AHVzZXIAd3Jvbmc=").await, 535);
     let (code, text) = c.reply().await;
     assert_eq!((code, text.contains("4.7.0")), (421, true));
