@@ -9,6 +9,14 @@ pub enum Error {
     /// Binding, accepting or another I/O failure.
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),
+    /// A listener could not be bound (address in use, no permission, no such address).
+    #[error("{address}: {source}")]
+    Bind {
+        /// The address (or socket path) as given.
+        address: String,
+        /// Why.
+        source: io::Error,
+    },
     /// A certificate or key could not be loaded, or the TLS configuration is incomplete.
     #[error("TLS configuration: {0}")]
     Tls(String),

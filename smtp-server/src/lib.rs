@@ -42,6 +42,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod blackhole;
 mod body;
 mod driver;
 mod error;
@@ -52,6 +53,7 @@ mod server;
 mod tls;
 
 pub use async_trait::async_trait;
+pub use blackhole::Blackhole;
 pub use body::{Body, Message};
 pub use error::{BodyError, Error};
 pub use handler::{Handler, SessionInfo, TlsInfo, VRFY_CANNOT};
@@ -59,6 +61,6 @@ pub use handlers::{
     Accounts, Debugging, Maildir, Memory, Sink, Stored, received_header, rfc5322_date,
 };
 pub use relay::Relay;
-pub use server::{Server, ServerBuilder, ServerHandle, serve_stream, serve_stream_arc};
+pub use server::{Listen, Server, ServerBuilder, ServerHandle, serve_stream, serve_stream_arc};
 pub use smtp_proto;
 pub use tls::{load_pem, load_pem_files};

@@ -23,15 +23,112 @@ use crate::handler::{Handler, SessionInfo};
 /// A listener's own changes to the session configuration.
 type Configure = Arc<dyn Fn(&mut Config) + Send + Sync>;
 
-enum ListenSpec {
-    Tcp {
-        addr: String,
-        implicit_tls: bool,
-        name: Option<String>,
-        configure: Option<Configure>,
-    },
+enum Address {
+    Tcp(String),
     #[cfg(unix)]
-    Unix { path: PathBuf },
+    Unix(PathBuf),
+}
+
+/// One listener and its own settings (Blackhole's per-listener "flags"): a name the handler
+/// sees in [`SessionInfo::listener`], implicit TLS, changes to the session configuration, and
+/// a handler of its own. Add it with [`ServerBuilder::listener`].
+///
+/// ```no_run
+/// # async fn run() -> Result<(), smtp_server::Error> {
+/// use smtp_server::{Blackhole, Listen, Server};
+/// let server = Server::builder()
+///     .handler(Blackhole::accept())
+///     // 2525 takes everything; 2526 bounces everything, and may be 4 times bigger.
+///     .listen("127.0.0.1:2525")
+///     .listener(
+///         Listen::tcp("127.0.0.1:2526")
+///             .name("bounce")
+///             .configure(|c| c.limits.message_size *= 4)
+///             .handler(Blackhole::bounce()),
+///     )
+///     .bind()
+///     .await?;
+/// # Ok(()) }
+/// ```
+pub struct Listen {
+    address: Address,
+    name: Option<String>,
+    implicit_tls: bool,
+    configure: Option<Configure>,
+    handler: Option<Arc<dyn Handler>>,
+}
+
+impl std::fmt::Debug for Listen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listen")
+            .field("address", &self.address_text())
+            .field("name", &self.name)
+            .field("implicit_tls", &self.implicit_tls)
+            .field("own_handler", &self.handler.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Listen {
+    /// A TCP listener (`"127.0.0.1:2525"`, `"[::1]:0"`; port 0 picks a free port).
+    pub fn tcp(addr: impl Into<String>) -> Self {
+        Self::new(Address::Tcp(addr.into()))
+    }
+
+    /// A Unix socket listener (an existing socket file is replaced).
+    #[cfg(unix)]
+    pub fn unix(path: impl Into<PathBuf>) -> Self {
+        Self::new(Address::Unix(path.into()))
+    }
+
+    fn address_text(&self) -> String {
+        match &self.address {
+            Address::Tcp(a) => a.clone(),
+            #[cfg(unix)]
+            Address::Unix(p) => p.display().to_string(),
+        }
+    }
+
+    fn new(address: Address) -> Self {
+        Self {
+            address,
+            name: None,
+            implicit_tls: false,
+            configure: None,
+            handler: None,
+        }
+    }
+
+    /// The name handlers see in [`SessionInfo::listener`] (by default, the bound address).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// TLS from the first byte ("port 465", RFC 8314); needs [`ServerBuilder::tls`].
+    pub fn implicit_tls(mut self, on: bool) -> Self {
+        self.implicit_tls = on;
+        self
+    }
+
+    /// Changes this listener's session configuration, after the builder's own settings: for
+    /// example `|c| { c.auth.required = true; c.tls.required = true; }` on a submission port.
+    /// Called again at each call; the last one wins.
+    pub fn configure(mut self, f: impl Fn(&mut Config) + Send + Sync + 'static) -> Self {
+        self.configure = Some(Arc::new(f));
+        self
+    }
+
+    /// A handler for this listener's sessions instead of the builder's.
+    pub fn handler(self, handler: impl Handler) -> Self {
+        self.handler_arc(Arc::new(handler))
+    }
+
+    /// [`Listen::handler`], already shared.
+    pub fn handler_arc(mut self, handler: Arc<dyn Handler>) -> Self {
+        self.handler = Some(handler);
+        self
+    }
 }
 
 enum Bound {
@@ -45,6 +142,7 @@ struct Listener {
     name: String,
     config: Arc<Config>,
     implicit_tls: bool,
+    handler: Arc<dyn Handler>,
 }
 
 /// Builds a [`Server`]: hostname, listeners, TLS, AUTH policy, limits, timeouts, handler.
@@ -65,7 +163,7 @@ struct Listener {
 /// ```
 pub struct ServerBuilder {
     config: Config,
-    listeners: Vec<ListenSpec>,
+    listeners: Vec<Listen>,
     tls: Option<Arc<ServerConfig>>,
     handler: Option<Arc<dyn Handler>>,
     max_connections: Option<usize>,
@@ -93,51 +191,43 @@ impl ServerBuilder {
     }
 
     /// Adds a TCP listener (`"127.0.0.1:2525"`, `"[::1]:0"`; port 0 picks a free port).
-    pub fn listen(mut self, addr: impl Into<String>) -> Self {
-        self.listeners.push(ListenSpec::Tcp {
-            addr: addr.into(),
-            implicit_tls: false,
-            name: None,
-            configure: None,
-        });
-        self
+    pub fn listen(self, addr: impl Into<String>) -> Self {
+        self.listener(Listen::tcp(addr))
     }
 
     /// Adds an implicit-TLS listener ("port 465" style, RFC 8314): TLS from the first byte.
     /// Needs [`ServerBuilder::tls`].
-    pub fn listen_tls(mut self, addr: impl Into<String>) -> Self {
-        self.listeners.push(ListenSpec::Tcp {
-            addr: addr.into(),
-            implicit_tls: true,
-            name: None,
-            configure: None,
-        });
-        self
+    pub fn listen_tls(self, addr: impl Into<String>) -> Self {
+        self.listener(Listen::tcp(addr).implicit_tls(true))
     }
 
     /// Adds a TCP listener with its own name and its own changes to the session configuration
     /// (for example one port that requires AUTH beside one that does not). Handlers see the
-    /// name in [`SessionInfo::listener`].
+    /// name in [`SessionInfo::listener`]. [`ServerBuilder::listener`] can do more.
     pub fn listen_with(
-        mut self,
+        self,
         addr: impl Into<String>,
         name: impl Into<String>,
         implicit_tls: bool,
         configure: impl Fn(&mut Config) + Send + Sync + 'static,
     ) -> Self {
-        self.listeners.push(ListenSpec::Tcp {
-            addr: addr.into(),
-            implicit_tls,
-            name: Some(name.into()),
-            configure: Some(Arc::new(configure)),
-        });
-        self
+        self.listener(
+            Listen::tcp(addr)
+                .name(name)
+                .implicit_tls(implicit_tls)
+                .configure(configure),
+        )
     }
 
     /// Adds a Unix socket listener (an existing socket file is replaced).
     #[cfg(unix)]
-    pub fn listen_unix(mut self, path: impl Into<PathBuf>) -> Self {
-        self.listeners.push(ListenSpec::Unix { path: path.into() });
+    pub fn listen_unix(self, path: impl Into<PathBuf>) -> Self {
+        self.listener(Listen::unix(path))
+    }
+
+    /// Adds a listener with its own settings and, if it has one, its own handler.
+    pub fn listener(mut self, listen: Listen) -> Self {
+        self.listeners.push(listen);
         self
     }
 
@@ -228,63 +318,62 @@ impl ServerBuilder {
 
     /// Binds every listener.
     pub async fn bind(self) -> Result<Server, Error> {
-        let handler = self.handler.ok_or(Error::NoHandler)?;
         if self.listeners.is_empty() {
             return Err(Error::NoListener);
         }
         let mut base = self.config;
         base.tls.available = self.tls.is_some();
-        if base.tls.required && self.tls.is_none() {
-            return Err(Error::Tls(
-                "TLS is required but no TLS configuration was given".into(),
-            ));
-        }
         let mut listeners = Vec::new();
         for spec in self.listeners {
-            match spec {
-                ListenSpec::Tcp {
-                    addr,
-                    implicit_tls,
-                    name,
-                    configure,
-                } => {
-                    if implicit_tls && self.tls.is_none() {
-                        return Err(Error::Tls(format!(
-                            "{addr}: implicit TLS needs a TLS configuration"
-                        )));
-                    }
-                    let l = bind_tcp(&addr).await?;
-                    let mut config = base.clone();
-                    if let Some(f) = configure {
-                        f(&mut config);
-                    }
-                    if implicit_tls {
-                        config.tls.available = false;
-                    }
-                    listeners.push(Listener {
-                        name: name
-                            .unwrap_or_else(|| l.local_addr().map_or(addr, |a| a.to_string())),
-                        bound: Bound::Tcp(l),
-                        config: Arc::new(config),
-                        implicit_tls,
-                    });
+            let handler = spec
+                .handler
+                .clone()
+                .or_else(|| self.handler.clone())
+                .ok_or(Error::NoHandler)?;
+            let mut config = base.clone();
+            if let Some(f) = &spec.configure {
+                f(&mut config);
+            }
+            if self.tls.is_none() && (spec.implicit_tls || config.tls.required) {
+                return Err(Error::Tls(format!(
+                    "{}: TLS is required but no TLS configuration was given",
+                    spec.address_text()
+                )));
+            }
+            let (bound, default_name) = match spec.address {
+                Address::Tcp(addr) => {
+                    let l = bind_tcp(&addr).await.map_err(|source| Error::Bind {
+                        address: addr.clone(),
+                        source,
+                    })?;
+                    let name = l.local_addr().map_or(addr, |a| a.to_string());
+                    (Bound::Tcp(l), name)
                 }
                 #[cfg(unix)]
-                ListenSpec::Unix { path } => {
+                Address::Unix(path) => {
                     let _ = std::fs::remove_file(&path);
-                    let l = tokio::net::UnixListener::bind(&path)?;
-                    listeners.push(Listener {
-                        name: path.display().to_string(),
-                        bound: Bound::Unix(l),
-                        config: Arc::new(base.clone()),
-                        implicit_tls: false,
-                    });
+                    let name = path.display().to_string();
+                    let l =
+                        tokio::net::UnixListener::bind(&path).map_err(|source| Error::Bind {
+                            address: name.clone(),
+                            source,
+                        })?;
+                    (Bound::Unix(l), name)
                 }
+            };
+            if spec.implicit_tls {
+                config.tls.available = false;
             }
+            listeners.push(Listener {
+                name: spec.name.unwrap_or(default_name),
+                bound,
+                config: Arc::new(config),
+                implicit_tls: spec.implicit_tls,
+                handler,
+            });
         }
         Ok(Server {
             listeners,
-            handler,
             tls: self.tls.map(TlsAcceptor::from),
             max_connections: self.max_connections,
             grace: self.grace,
@@ -297,7 +386,6 @@ impl ServerBuilder {
 /// [`Server::spawn`].
 pub struct Server {
     listeners: Vec<Listener>,
-    handler: Arc<dyn Handler>,
     tls: Option<TlsAcceptor>,
     max_connections: Option<usize>,
     grace: Duration,
@@ -344,7 +432,7 @@ impl Server {
         for listener in self.listeners {
             let ctx = ConnContext {
                 config: Arc::clone(&listener.config),
-                handler: Arc::clone(&self.handler),
+                handler: Arc::clone(&listener.handler),
                 tls: self.tls.clone(),
                 implicit_tls: listener.implicit_tls,
                 shutdown: stop_rx.clone(),
