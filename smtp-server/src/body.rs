@@ -51,6 +51,33 @@ impl Body {
     }
 }
 
+impl From<Bytes> for Body {
+    /// A body that gives `content` as one chunk: for a handler that read a message and passes
+    /// it on to another handler (such as a [`Relay`](crate::Relay)), changed or as it came.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let body = smtp_server::Body::from(bytes::Bytes::from_static(b"Subject: hi\r\n\r\nhello\r\n"));
+    /// assert_eq!(body.collect().await.unwrap().raw().len(), 22);
+    /// # }
+    /// ```
+    fn from(content: Bytes) -> Self {
+        let (tx, rx) = mpsc::channel(1);
+        let limit = content.len() as u64;
+        if !content.is_empty() {
+            // A new channel has room for one.
+            let _ = tx.try_send(Ok(content));
+        }
+        Self::new(rx, limit)
+    }
+}
+
+impl From<Message> for Body {
+    fn from(message: Message) -> Self {
+        message.raw.into()
+    }
+}
+
 impl futures_util::Stream for Body {
     type Item = Result<Bytes, BodyError>;
 

@@ -156,12 +156,64 @@ impl Stuffer {
 /// Forwards mail to an upstream SMTP server: MAIL, each RCPT and the message are passed on as
 /// they arrive, and the upstream's replies are the client's replies, so a recipient the
 /// upstream refuses is refused here too, and a message is answered 250 only when the upstream
-/// said 250.
+/// said 250. The message is relayed byte for byte (streamed, never held whole in memory).
 ///
-/// To change what is relayed (rewrite recipients, drop or answer some messages), wrap it in a
-/// handler of your own and call its methods.
+/// Each client session has its own upstream connection, opened at its first MAIL and kept
+/// for its next transactions. The methods of [`Handler`] are the steps, and can be called by
+/// a handler that wraps the relay to change what is relayed:
 ///
-/// Upstream TLS is not used yet: the upstream is expected on a trusted network.
+/// - change the recipients: keep a recipient from the upstream by answering its `rcpt`
+///   yourself, add one by calling [`Handler::rcpt`] on the relay (before `data`);
+/// - look at the message: collect the [`Body`], then give it on with `Body::from(message)`;
+/// - drop a message or answer it yourself: do not call `data`, and call [`Handler::rset`] on
+///   the relay so that the upstream forgets the transaction.
+///
+/// ```
+/// use smtp_server::{async_trait, Body, Handler, Relay, SessionInfo};
+/// use smtp_server::smtp_proto::{Envelope, ForwardPath, Mailbox, MailParams, RcptParams, Reply,
+///     ReversePath};
+///
+/// /// Sends mail for `archive@example.com` to the archive instead, and drops mail whose subject
+/// /// says "spam".
+/// struct Rewrite(Relay);
+///
+/// #[async_trait]
+/// impl Handler for Rewrite {
+///     async fn mail(&self, s: &SessionInfo, from: &ReversePath<'static>, p: &MailParams<'static>)
+///         -> Result<(), Reply> {
+///         self.0.mail(s, from, p).await
+///     }
+///     async fn rcpt(&self, s: &SessionInfo, e: &Envelope, to: &ForwardPath<'static>,
+///         p: &RcptParams<'static>) -> Result<(), Reply> {
+///         match to.mailbox().map(ToString::to_string).as_deref() {
+///             Some("archive@example.com") => {
+///                 let archive = Mailbox::parse("archive@archive.example").unwrap().into_owned();
+///                 self.0.rcpt(s, e, &ForwardPath::Mailbox(archive), p).await
+///             }
+///             _ => self.0.rcpt(s, e, to, p).await,
+///         }
+///     }
+///     async fn data(&self, s: &SessionInfo, e: &Envelope, body: Body) -> Result<(), Reply> {
+///         let message = body.collect().await.map_err(|_| Reply::LOCAL_ERROR)?;
+///         let spam = message.parsed().and_then(|m| m.subject()).is_some_and(|s| s.contains("spam"));
+///         if spam {
+///             self.0.rset(s).await;
+///             return Ok(()); // accepted, and dropped
+///         }
+///         self.0.data(s, e, Body::from(message)).await
+///     }
+///     async fn rset(&self, s: &SessionInfo) {
+///         self.0.rset(s).await
+///     }
+///     async fn disconnect(&self, s: &SessionInfo) {
+///         self.0.disconnect(s).await
+///     }
+/// }
+/// let handler = Rewrite(Relay::new("127.0.0.1:25").hostname("relay.example.com"));
+/// ```
+///
+/// `examples/src/bin/mail2alert.rs` is a complete program built this way. Upstream TLS is not
+/// used yet: the upstream is expected on a trusted network.
 pub struct Relay {
     upstream: String,
     hostname: String,
