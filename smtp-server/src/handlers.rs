@@ -209,7 +209,6 @@ impl Handler for Memory {
 pub struct Maildir {
     root: PathBuf,
     hostname: String,
-    seq: AtomicU64,
 }
 
 impl Maildir {
@@ -222,7 +221,6 @@ impl Maildir {
         Ok(Self {
             root,
             hostname: "localhost".into(),
-            seq: AtomicU64::new(0),
         })
     }
 
@@ -246,11 +244,15 @@ impl Maildir {
             now.as_secs(),
             now.subsec_micros(),
             std::process::id(),
-            self.seq.fetch_add(1, Ordering::Relaxed),
+            // One sequence for the process: two Maildir values on one directory never make
+            // the same name.
+            MAILDIR_SEQ.fetch_add(1, Ordering::Relaxed),
             self.hostname.replace(['/', ':'], "_")
         )
     }
 }
+
+static MAILDIR_SEQ: AtomicU64 = AtomicU64::new(0);
 
 fn storage_error(e: &std::io::Error) -> Reply {
     tracing::warn!("maildir: {e}");

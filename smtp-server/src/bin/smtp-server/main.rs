@@ -1,0 +1,491 @@
+//! The `smtp-server` program: listens, and prints, discards, stores, relays, accepts or
+//! bounces what arrives.
+//!
+//! ```text
+//! cargo run -p smtp-server --features cli -- --listen 127.0.0.1:2525 --handler maildir:/tmp/Maildir
+//! cargo run -p smtp-server --features cli -- --listen 127.0.0.1:2525 \
+//!     --listen 127.0.0.1:2526,mode=bounce,delay=2 --handler accept
+//! ```
+#![forbid(unsafe_code)]
+
+mod settings;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{ArgAction, Parser};
+use settings::{HandlerSpec, ListenerSpec, Profile, Settings};
+use smtp_server::blackhole::Blackhole;
+use smtp_server::smtp_proto::{
+    Config, Credentials, Envelope, ForwardPath, MailParams, RcptParams, Reply, ReversePath,
+};
+use smtp_server::{
+    Accounts, Body, Debugging, Handler, Listen, Maildir, Relay, Server, SessionInfo, Sink,
+    async_trait, load_pem_files,
+};
+
+/// An embeddable ESMTP/LMTP server, as a program. Settings come from --config FILE (TOML),
+/// then from these flags; each --listen may add its own (HOST:PORT,key=value,...).
+#[derive(Debug, Parser)]
+#[command(name = "smtp-server", version)]
+struct Args {
+    /// A TOML file with the same settings as the flags (flags win).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on, with this listener's own settings after commas, such as
+    /// 127.0.0.1:2526,mode=bounce,delay=2 (repeatable; replaces the file's listeners).
+    #[arg(long = "listen", value_name = "HOST:PORT[,KEY=VALUE]...")]
+    listen: Vec<String>,
+    /// What to do with messages: debug (print), sink (discard), accept, bounce, tempfail,
+    /// random (answer and discard, as Blackhole), maildir:DIR, relay:HOST:PORT.
+    #[arg(long, value_name = "HANDLER")]
+    handler: Option<String>,
+    /// Wait before answering the end of a message: SECS or MIN,MAX (accept, bounce,
+    /// tempfail, random).
+    #[arg(long, value_name = "SECS|MIN,MAX")]
+    delay: Option<String>,
+    /// The refusal code of bounce, tempfail and random (such as 550, 554, 451, 452).
+    #[arg(long, value_name = "CODE")]
+    code: Option<String>,
+    /// Seed for random and delay ranges, to repeat a run.
+    #[arg(long, value_name = "N")]
+    seed: Option<String>,
+    /// Ignore X-Blackhole-Mode and X-Blackhole-Delay headers in messages.
+    #[arg(long)]
+    no_switches: bool,
+    /// Name in the greeting and the EHLO reply.
+    #[arg(long)]
+    hostname: Option<String>,
+    /// Largest message, in bytes.
+    #[arg(long, value_name = "BYTES")]
+    size: Option<String>,
+    /// Most recipients per message.
+    #[arg(long, value_name = "N")]
+    max_recipients: Option<String>,
+    /// Idle and DATA timeout, in seconds.
+    #[arg(long, value_name = "SECS")]
+    timeout: Option<String>,
+    /// Most connections at once.
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+    /// TLS certificate chain (PEM): offers STARTTLS, or TLS from the first byte with --implicit-tls.
+    #[arg(long, value_name = "PEM")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, value_name = "PEM")]
+    tls_key: Option<PathBuf>,
+    /// TLS from the first byte ("port 465").
+    #[arg(long)]
+    implicit_tls: bool,
+    /// Refuse mail until STARTTLS.
+    #[arg(long)]
+    require_tls: bool,
+    /// An account for AUTH PLAIN and LOGIN (repeatable).
+    #[arg(long = "auth", value_name = "USER:PASSWORD")]
+    auth: Vec<String>,
+    /// Refuse mail until AUTH.
+    #[arg(long)]
+    auth_required: bool,
+    /// Offer AUTH without TLS.
+    #[arg(long)]
+    allow_insecure_auth: bool,
+    /// Speak LMTP.
+    #[arg(long)]
+    lmtp: bool,
+    /// Expect a PROXY protocol v1 or v2 header on every connection.
+    #[arg(long)]
+    proxy_protocol: bool,
+    /// After binding, run as this user (by name or number).
+    #[arg(long, value_name = "USER")]
+    user: Option<String>,
+    /// After binding, run as this group (by default, the user's).
+    #[arg(long, value_name = "GROUP")]
+    group: Option<String>,
+    /// Write the process id here once listening; removed at a clean exit.
+    #[arg(long, value_name = "FILE")]
+    pidfile: Option<PathBuf>,
+    /// Worker threads (by default, one per CPU).
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
+    /// More logging: -v for sessions, -vv for protocol lines.
+    #[arg(short, action = ArgAction::Count)]
+    v: u8,
+}
+
+impl Args {
+    /// The file's settings (if any) with these flags over them.
+    fn settings(&self) -> Result<Settings, String> {
+        let mut s = match &self.config {
+            Some(path) => Settings::from_file(path)?,
+            None => Settings::default(),
+        };
+        let d = &mut s.defaults;
+        let values = [
+            ("handler", self.handler.as_deref()),
+            ("delay", self.delay.as_deref()),
+            ("code", self.code.as_deref()),
+            ("seed", self.seed.as_deref()),
+            ("hostname", self.hostname.as_deref()),
+            ("size", self.size.as_deref()),
+            ("max_recipients", self.max_recipients.as_deref()),
+            ("timeout", self.timeout.as_deref()),
+        ];
+        for (key, value) in values {
+            if let Some(v) = value {
+                d.set(key, v)
+                    .map_err(|e| format!("--{}: {e}", key.replace('_', "-")))?;
+            }
+        }
+        let flags = [
+            ("switches", self.no_switches, "false"),
+            ("implicit_tls", self.implicit_tls, "true"),
+            ("require_tls", self.require_tls, "true"),
+            ("auth_required", self.auth_required, "true"),
+            ("allow_insecure_auth", self.allow_insecure_auth, "true"),
+            ("lmtp", self.lmtp, "true"),
+            ("proxy_protocol", self.proxy_protocol, "true"),
+        ];
+        for (key, given, value) in flags {
+            if given {
+                d.set(key, value)?;
+            }
+        }
+        if !self.listen.is_empty() {
+            s.listeners = self
+                .listen
+                .iter()
+                .map(|l| ListenerSpec::parse(l))
+                .collect::<Result<_, _>>()?;
+        }
+        for a in &self.auth {
+            s.auth.push(settings::account(a)?);
+        }
+        s.tls_cert = self.tls_cert.clone().or(s.tls_cert);
+        s.tls_key = self.tls_key.clone().or(s.tls_key);
+        s.max_connections = self.max_connections.or(s.max_connections);
+        s.user = self.user.clone().or(s.user);
+        s.group = self.group.clone().or(s.group);
+        s.pidfile = self.pidfile.clone().or(s.pidfile);
+        s.workers = self.workers.or(s.workers);
+        Ok(s)
+    }
+}
+
+/// Checks AUTH against the accounts given on the command line, and otherwise is `inner`.
+struct Program {
+    inner: Arc<dyn Handler>,
+    accounts: Accounts,
+}
+
+#[async_trait]
+impl Handler for Program {
+    async fn connect(&self, s: &SessionInfo) -> Result<(), Reply> {
+        self.inner.connect(s).await
+    }
+    async fn hello(
+        &self,
+        s: &SessionInfo,
+        name: &str,
+        caps: &mut Vec<String>,
+    ) -> Result<(), Reply> {
+        self.inner.hello(s, name, caps).await
+    }
+    async fn auth(&self, _: &SessionInfo, c: &Credentials) -> Result<String, Reply> {
+        self.accounts.verify(c)
+    }
+    async fn mail(
+        &self,
+        s: &SessionInfo,
+        f: &ReversePath<'static>,
+        p: &MailParams<'static>,
+    ) -> Result<(), Reply> {
+        self.inner.mail(s, f, p).await
+    }
+    async fn rcpt(
+        &self,
+        s: &SessionInfo,
+        e: &Envelope,
+        t: &ForwardPath<'static>,
+        p: &RcptParams<'static>,
+    ) -> Result<(), Reply> {
+        self.inner.rcpt(s, e, t, p).await
+    }
+    async fn data(&self, s: &SessionInfo, e: &Envelope, b: Body) -> Result<(), Reply> {
+        self.inner.data(s, e, b).await
+    }
+    async fn data_lmtp(&self, s: &SessionInfo, e: &Envelope, b: Body) -> Vec<Result<(), Reply>> {
+        self.inner.data_lmtp(s, e, b).await
+    }
+    async fn rset(&self, s: &SessionInfo) {
+        self.inner.rset(s).await;
+    }
+    async fn disconnect(&self, s: &SessionInfo) {
+        self.inner.disconnect(s).await;
+    }
+}
+
+/// Prints a one-line error and exits with code 2.
+fn fail(message: impl std::fmt::Display) -> ! {
+    eprintln!("smtp-server: {message}");
+    std::process::exit(2);
+}
+
+/// The handler a profile asks for, and the Maildir directory it writes to (if it is one).
+fn build_handler(
+    p: &Profile,
+    hostname: &str,
+) -> Result<(Arc<dyn Handler>, Option<PathBuf>), String> {
+    let spec = p.handler.clone().unwrap_or(HandlerSpec::Debug);
+    let blackhole_only =
+        p.delay.is_some() || p.code.is_some() || p.seed.is_some() || p.switches.is_some();
+    if blackhole_only && !matches!(spec, HandlerSpec::Blackhole(_)) {
+        return Err(
+            "delay, code, seed and switches apply to the accept, bounce, tempfail and random \
+             handlers only"
+                .into(),
+        );
+    }
+    Ok(match spec {
+        HandlerSpec::Debug => (Arc::new(Debugging::stdout()), None),
+        HandlerSpec::Sink => (Arc::new(Sink), None),
+        HandlerSpec::Blackhole(mode) => {
+            let mut b = Blackhole::new(mode).switches(p.switches.unwrap_or(true));
+            if let Some(d) = p.delay {
+                b = b.delay(d);
+            }
+            if let Some(code) = p.code {
+                b = b.code(code).map_err(|e| e.to_string())?;
+            }
+            if let Some(seed) = p.seed {
+                b = b.seed(seed);
+            }
+            (Arc::new(b), None)
+        }
+        HandlerSpec::Maildir(dir) => {
+            let m = Maildir::new(&dir).map_err(|e| format!("maildir {}: {e}", dir.display()))?;
+            (Arc::new(m.hostname(hostname)), Some(dir))
+        }
+        HandlerSpec::Relay(upstream) => (Arc::new(Relay::new(upstream).hostname(hostname)), None),
+    })
+}
+
+/// The session configuration a profile asks for, applied after the builder's.
+fn configure(p: &Profile) -> impl Fn(&mut Config) + Send + Sync + 'static {
+    let p = p.clone();
+    move |c: &mut Config| {
+        c.hostname = p.hostname.clone().unwrap_or_else(|| "localhost".into());
+        if p.lmtp == Some(true) {
+            c.mode = smtp_proto::Mode::Lmtp;
+        }
+        c.proxy_protocol = p.proxy_protocol.unwrap_or(false);
+        c.tls.required = p.require_tls.unwrap_or(false);
+        c.auth.required = p.auth_required.unwrap_or(false);
+        c.auth.allow_insecure = p.allow_insecure_auth.unwrap_or(false);
+        if let Some(size) = p.size {
+            c.limits.message_size = size;
+        }
+        if let Some(n) = p.max_recipients {
+            c.limits.recipients = n;
+        }
+        if let Some(t) = p.timeout {
+            c.timeouts.command = t;
+            c.timeouts.data = t;
+        }
+    }
+}
+
+/// Switches to `user` and `group` for good (after binding), first giving them the Maildir
+/// directories made while still privileged.
+fn drop_privileges(
+    user: Option<&str>,
+    group: Option<&str>,
+    dirs: &[PathBuf],
+) -> Result<(), String> {
+    use nix::unistd::{Gid, Group, Uid, User, setgid, setgroups, setuid};
+    if user.is_none() && group.is_none() {
+        return Ok(());
+    }
+    let user = match user {
+        None => None,
+        Some(name) => {
+            let found = match name.parse::<u32>() {
+                Ok(n) => User::from_uid(Uid::from_raw(n)),
+                Err(_) => User::from_name(name),
+            };
+            Some(
+                found
+                    .map_err(|e| format!("user {name}: {e}"))?
+                    .ok_or_else(|| format!("user {name}: no such user"))?,
+            )
+        }
+    };
+    let gid = match (group, &user) {
+        (Some(name), _) => {
+            let found = match name.parse::<u32>() {
+                Ok(n) => Group::from_gid(Gid::from_raw(n)),
+                Err(_) => Group::from_name(name),
+            };
+            found
+                .map_err(|e| format!("group {name}: {e}"))?
+                .ok_or_else(|| format!("group {name}: no such group"))?
+                .gid
+        }
+        (None, Some(u)) => u.gid,
+        (None, None) => Gid::current(),
+    };
+    let uid = user.as_ref().map(|u| u.uid);
+    for dir in dirs {
+        for sub in ["", "tmp", "new", "cur"] {
+            std::os::unix::fs::chown(dir.join(sub), uid.map(Uid::as_raw), Some(gid.as_raw()))
+                .map_err(|e| format!("chown {}: {e}", dir.join(sub).display()))?;
+        }
+    }
+    if Uid::effective().is_root() {
+        setgroups(&[gid]).map_err(|e| format!("setgroups: {e}"))?;
+    }
+    setgid(gid).map_err(|e| format!("setgid {gid}: {e}"))?;
+    if let Some(uid) = uid {
+        setuid(uid).map_err(|e| format!("setuid {uid}: {e}"))?;
+        if !uid.is_root() && setuid(Uid::from_raw(0)).is_ok() {
+            return Err("privileges could not be dropped".into());
+        }
+    }
+    Ok(())
+}
+
+async fn run(s: Settings) -> Result<(), String> {
+    let mut accounts = Accounts::default();
+    for (user, password) in &s.auth {
+        accounts.insert(user, password);
+    }
+    let mut b = Server::builder();
+    match (&s.tls_cert, &s.tls_key) {
+        (Some(cert), Some(key)) => b = b.tls(load_pem_files(cert, key).map_err(|e| e.to_string())?),
+        (None, None) => {}
+        _ => return Err("tls_cert and tls_key go together".into()),
+    }
+    if !accounts.is_empty() {
+        b = b.auth_mechanisms(["PLAIN", "LOGIN"]);
+    }
+    if let Some(n) = s.max_connections {
+        b = b.max_connections(n);
+    }
+    let listeners = if s.listeners.is_empty() {
+        vec![ListenerSpec {
+            address: "127.0.0.1:8025".into(),
+            profile: Profile::default(),
+        }]
+    } else {
+        s.listeners.clone()
+    };
+    // Listeners with the same handler settings share one handler (one Maildir, one random
+    // sequence).
+    let mut handlers: HashMap<String, Arc<dyn Handler>> = HashMap::new();
+    let mut maildirs = Vec::new();
+    for l in listeners {
+        let p = l.profile.over(&s.defaults);
+        if p.auth_required == Some(true) && accounts.is_empty() {
+            return Err(format!(
+                "{}: auth_required needs an account (auth)",
+                l.address
+            ));
+        }
+        let hostname = p.hostname.clone().unwrap_or_else(|| "localhost".into());
+        let key = format!(
+            "{:?}",
+            (&p.handler, p.delay, p.code, p.seed, p.switches, &hostname)
+        );
+        let inner = match handlers.get(&key) {
+            Some(h) => Arc::clone(h),
+            None => {
+                let (h, maildir) =
+                    build_handler(&p, &hostname).map_err(|e| format!("{}: {e}", l.address))?;
+                maildirs.extend(maildir);
+                handlers.insert(key, Arc::clone(&h));
+                h
+            }
+        };
+        let mut listen = Listen::tcp(&l.address)
+            .implicit_tls(p.implicit_tls.unwrap_or(false))
+            .configure(configure(&p))
+            .handler(Program {
+                inner,
+                accounts: accounts.clone(),
+            });
+        if let Some(name) = &p.name {
+            listen = listen.name(name);
+        }
+        b = b.listener(listen);
+    }
+    let server = b.bind().await.map_err(|e| e.to_string())?;
+    for addr in server.local_addrs() {
+        eprintln!("smtp-server: listening on {addr}");
+    }
+    if let Some(pidfile) = &s.pidfile {
+        std::fs::write(pidfile, format!("{}\n", std::process::id()))
+            .map_err(|e| format!("pidfile {}: {e}", pidfile.display()))?;
+    }
+    drop_privileges(s.user.as_deref(), s.group.as_deref(), &maildirs)?;
+    let result = server
+        .serve_with_shutdown(async {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .unwrap_or_else(|e| fail(e));
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        })
+        .await;
+    if let Some(pidfile) = &s.pidfile {
+        // After dropping privileges this may be refused; the file then stays.
+        let _ = std::fs::remove_file(pidfile);
+    }
+    result.map_err(|e| e.to_string())
+}
+
+fn main() {
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) if e.use_stderr() => {
+            let text = e.to_string();
+            fail(
+                text.lines()
+                    .next()
+                    .unwrap_or("bad arguments")
+                    .trim_start_matches("error: "),
+            )
+        }
+        Err(e) => {
+            // --help, --version
+            print!("{e}");
+            return;
+        }
+    };
+    let filter = match args.v {
+        0 => "warn,smtp_server=info",
+        1 => "info,smtp_server=debug",
+        _ => "debug",
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
+        )
+        .init();
+    let settings = args.settings().unwrap_or_else(|e| fail(e));
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    match settings.workers {
+        Some(0) => fail("workers: must be at least 1"),
+        Some(n) => {
+            runtime.worker_threads(n);
+        }
+        None => {}
+    }
+    let runtime = runtime.enable_all().build().unwrap_or_else(|e| fail(e));
+    if let Err(e) = runtime.block_on(run(settings)) {
+        fail(e);
+    }
+}
