@@ -2,8 +2,10 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use lettre::address::Envelope as LettreEnvelope;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use smtp_server::smtp_proto::{Credentials, Envelope, Reply};
 use smtp_server::{Body, Handler, Message, SessionInfo, async_trait};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -133,4 +135,46 @@ impl Raw {
         self.send(&format!("{line}\r\n")).await;
         self.reply().await
     }
+}
+
+/// Time a reply may take beyond its delay on a loaded machine.
+pub const MARGIN: Duration = Duration::from_millis(1500);
+
+pub fn lettre_client(port: u16) -> AsyncSmtpTransport<Tokio1Executor> {
+    AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
+        .port(port)
+        .timeout(Some(WAIT))
+        .build()
+}
+
+/// Sends one message with these extra header lines; the final code (250 or the refusal) and
+/// how long the answer to the end of DATA took, with the connection already open.
+pub async fn send_mail(port: u16, headers: &str) -> (u16, Duration) {
+    let envelope = LettreEnvelope::new(
+        Some("ann@example.com".parse().unwrap()),
+        vec!["bob@example.net".parse().unwrap()],
+    )
+    .unwrap();
+    let raw = format!(
+        "From: ann@example.com\r\nTo: bob@example.net\r\nSubject: test\r\n{headers}\r\nHello.\r\n"
+    );
+    let c = lettre_client(port);
+    assert!(c.test_connection().await.unwrap(), "server not reachable");
+    let started = Instant::now();
+    let code = match c.send_raw(&envelope, raw.as_bytes()).await {
+        Ok(r) => u16::from(r.code()),
+        Err(e) => e.status().map(u16::from).expect("an SMTP refusal"),
+    };
+    (code, started.elapsed())
+}
+
+pub fn within(took: Duration, delay: Duration) {
+    assert!(
+        took >= delay,
+        "answered after {took:?}, before the {delay:?} delay"
+    );
+    assert!(
+        took < delay + MARGIN,
+        "answered after {took:?} for a {delay:?} delay"
+    );
 }

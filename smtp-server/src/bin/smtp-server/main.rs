@@ -419,14 +419,15 @@ async fn run(s: Settings) -> Result<(), String> {
         b = b.listener(listen);
     }
     let server = b.bind().await.map_err(|e| e.to_string())?;
-    for addr in server.local_addrs() {
-        eprintln!("smtp-server: listening on {addr}");
-    }
     if let Some(pidfile) = &s.pidfile {
         std::fs::write(pidfile, format!("{}\n", std::process::id()))
             .map_err(|e| format!("pidfile {}: {e}", pidfile.display()))?;
     }
     drop_privileges(s.user.as_deref(), s.group.as_deref(), &maildirs)?;
+    // Printed once ready, privileges dropped: scripts and tests wait for these lines.
+    for addr in server.local_addrs() {
+        eprintln!("smtp-server: listening on {addr}");
+    }
     let result = server
         .serve_with_shutdown(async {
             let mut term =
