@@ -61,7 +61,8 @@ impl Faults {
         Self::default()
     }
 
-    /// Refuses recipients matching a pattern (`*` matches anything, case-insensitive) with
+    /// Refuses recipients matching a pattern (`*` matches any text, `?` one character; case
+    /// does not matter) with
     /// `550 5.1.1`.
     pub fn reject_recipients(mut self, pattern: impl Into<String>) -> Self {
         self.reject.push(pattern.into());
@@ -101,30 +102,9 @@ impl Faults {
     }
 }
 
-/// Case-insensitive match with `*` wildcards.
+/// Case-insensitive match with `*` (any text) and `?` (one character).
 pub(crate) fn glob(pattern: &str, text: &str) -> bool {
-    let (p, t) = (pattern.to_ascii_lowercase(), text.to_ascii_lowercase());
-    let parts: Vec<&str> = p.split('*').collect();
-    if parts.len() == 1 {
-        return p == t;
-    }
-    let mut rest = t.as_str();
-    for (i, part) in parts.iter().enumerate() {
-        if i == 0 {
-            let Some(r) = rest.strip_prefix(part) else {
-                return false;
-            };
-            rest = r;
-        } else if i == parts.len() - 1 {
-            return rest.ends_with(part);
-        } else {
-            let Some(at) = rest.find(part) else {
-                return false;
-            };
-            rest = &rest[at + part.len()..];
-        }
-    }
-    true
+    wildmatch::WildMatch::new_case_insensitive(pattern).matches(text)
 }
 
 #[derive(Debug, Default)]
@@ -321,6 +301,8 @@ mod tests {
             ("a*b*c", "aXXbYY", false),
             ("*", "anything", true),
             ("bounce-*", "bounce-42@x", true),
+            ("user?@x", "user7@x", true),
+            ("user?@x", "user77@x", false),
         ] {
             assert_eq!(glob(p, t), want, "{p} {t}");
         }
