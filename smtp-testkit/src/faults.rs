@@ -62,8 +62,7 @@ impl Faults {
     }
 
     /// Refuses recipients matching a pattern (`*` matches any text, `?` one character; case
-    /// does not matter) with
-    /// `550 5.1.1`.
+    /// does not matter) with `550 5.1.1`.
     pub fn reject_recipients(mut self, pattern: impl Into<String>) -> Self {
         self.reject.push(pattern.into());
         self
