@@ -2,7 +2,8 @@
 # Interop: the smtp-server program driven by real clients nobody here wrote.
 #   Python smtplib (plain, STARTTLS, AUTH, SMTPUTF8, 10 MB), swaks (pipelining, STARTTLS,
 #   AUTH PLAIN/LOGIN, --body from a file), Postfix's smtp-source (2,000 messages over 20
-#   sessions into a Maildir), HAProxy with send-proxy-v2 in front of two servers.
+#   sessions into a Maildir), HAProxy with send-proxy-v2 in front of two servers, swaks
+#   against three Blackhole listeners of one process.
 # Needs python3, openssl, swaks, smtp-source and haproxy (.ci/run installs them); a missing
 # tool skips its part with a message. Loopback only; every wait is bounded; everything
 # started here is stopped on exit.
@@ -73,6 +74,35 @@ if command -v swaks >/dev/null; then
     ok "swaks: pipelining, STARTTLS, AUTH PLAIN and LOGIN, body from a file"
   else
     bad "swaks (status $s, $n messages)"; for f in "$WORK"/swaks*.log; do tail -n 20 "$f"; done
+  fi
+else
+  skip "swaks not installed"
+fi
+
+# --- swaks against Blackhole profiles: three listeners in one process ----------------------
+if command -v swaks >/dev/null; then
+  A=$(free_port); B=$(free_port); T=$(free_port)
+  "$BIN" --handler accept --listen "127.0.0.1:$A" --listen "127.0.0.1:$B,mode=bounce,delay=1" \
+    --listen "127.0.0.1:$T,mode=tempfail,code=452" > "$WORK/blackhole.log" 2>&1 &
+  PIDS+=($!)
+  wait_port "$A"; wait_port "$B"; wait_port "$T"
+  send() { # send PORT LOG [swaks args]: swaks's exit status
+    local port=$1 log=$2; shift 2
+    timeout 30 swaks --server 127.0.0.1 --port "$port" --from a@example.com --to b@example.net \
+      "$@" > "$WORK/$log" 2>&1 && echo 0 || echo $?
+  }
+  s1=$(send "$A" bh1.log)
+  t0=$(date +%s%N); s2=$(send "$B" bh2.log); t1=$(date +%s%N)
+  s3=$(send "$T" bh3.log)
+  s4=$(send "$A" bh4.log --add-header "X-Blackhole-Mode: bounce")
+  took=$(( (t1 - t0) / 1000000 ))
+  if [ "$s1" = 0 ] && [ "$s2" != 0 ] && grep -q '<\*\* *550' "$WORK/bh2.log" && [ "$took" -ge 1000 ] \
+    && [ "$s3" != 0 ] && grep -q '<\*\* *452' "$WORK/bh3.log" \
+    && [ "$s4" != 0 ] && grep -q '<\*\* *550' "$WORK/bh4.log"; then
+    ok "swaks + Blackhole profiles: accept, bounce after ${took} ms, tempfail 452, header switch"
+  else
+    bad "Blackhole profiles (status $s1 $s2 $s3 $s4, bounce took ${took} ms)"
+    for f in "$WORK"/bh*.log; do tail -n 8 "$f"; done
   fi
 else
   skip "swaks not installed"
