@@ -6,7 +6,7 @@
 #   bash bench/run.sh --quick   # tiny counts, one round: checks that the runner works (CI)
 #
 # Installs what it compares against: Debian's postfix (for smtp-source and smtp-sink; service
-# starts are blocked, no Postfix daemon runs) and aiosmtpd from PyPI in a venv. Loopback only;
+# starts are blocked, no Postfix daemon runs), aiosmtpd and Blackhole from PyPI in a venv. Loopback only;
 # everything it starts is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,6 +52,9 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import aiosmtpd' 2>/d
   python3 -m venv "$VENV" > "$WORK/venv.log" 2>&1 && "$VENV/bin/pip" install -q aiosmtpd >> "$WORK/venv.log" 2>&1 \
     || echo "aiosmtpd install failed: its column is skipped"
 fi
+if ! "$VENV/bin/python" -c 'import blackhole' 2>/dev/null; then
+  "$VENV/bin/pip" install -q blackhole >> "$WORK/venv.log" 2>&1 || echo "Blackhole install failed: section 1(e) skipped"
+fi
 HAVE_SINK=0; [ -x "$SINK" ] && [ -x "$SOURCE" ] && HAVE_SINK=1
 HAVE_AIO=0; "$VENV/bin/python" -c 'import aiosmtpd' 2>/dev/null && HAVE_AIO=1
 
@@ -67,6 +70,10 @@ start() {
     ours) "$OURS" --listen "127.0.0.1:$port" --handler sink --size 2000000000 "$@" > "$WORK/ours.log" 2>&1 & ;;
     maildir) "$OURS" --listen "127.0.0.1:$port" --handler "maildir:$WORK/md" --size 2000000000 > "$WORK/ours.log" 2>&1 & ;;
     smtp-sink) "$SINK" -u nobody -c "127.0.0.1:$port" 1000 > "$WORK/sink.log" 2>&1 & ;;
+    accept) "$OURS" --listen "127.0.0.1:$port" --handler accept "$@" > "$WORK/ours.log" 2>&1 & ;;
+    blackhole)
+      printf 'listen=127.0.0.1:%s\nmode=accept\nworkers=2\n' "$port" > "$WORK/blackhole.conf"
+      "$VENV/bin/blackhole" -q -c "$WORK/blackhole.conf" > "$WORK/blackhole.log" 2>&1 & ;;
     aiosmtpd) "$VENV/bin/python" -m aiosmtpd -n -l "127.0.0.1:$port" -c aiosmtpd.handlers.Sink "$@" > "$WORK/aio.log" 2>&1 & ;;
   esac
   local pid=$!
@@ -138,6 +145,28 @@ for _ in $(seq "$ROUNDS"); do
 done
 T_O=$(median $tls_ours); T_A=$(median $tls_aio)
 printf '%-34s ours %8s/s  aiosmtpd %8s/s   ours/aiosmtpd %7s\n' "(d) STARTTLS 1 KB" "$T_O" "$T_A" "$(ratio "$T_O" "$T_A")"
+
+echo "== 1(e). Blackhole's job: our --handler accept vs Python Blackhole 2.1 (mode=accept, workers=2)"
+if [ -x "$VENV/bin/blackhole" ]; then
+  declare -A bh
+  for _ in $(seq "$ROUNDS"); do
+    for s in accept blackhole; do
+      [ -x "$SOURCE" ] && bh[$s,source]+="$(source_rate "$s" "$A_SESS" "$C_MSGS" 1024) "
+      port=$(free_port); pid=$(start "$s" "$port")
+      msgs=$A_MSGS; [ "$s" = blackhole ] && [ "$QUICK" = 0 ] && msgs=$(( A_MSGS / 10 )) # it is slow with pipelining
+      out=$(timeout 900 "$LOADGEN" throughput "127.0.0.1:$port" "$A_SESS" "$msgs" 1024 || true)
+      bh[$s,loadgen]+="$(echo "$out" | sed -n 's/.*per_second=\([0-9]*\).*/\1/p') "
+      stop "$pid"
+      pkill -f "$WORK/blackhole.conf" 2>/dev/null || true # its worker processes
+    done
+  done
+  for c in source loadgen; do
+    a=$(median ${bh[accept,$c]:-}); b=$(median ${bh[blackhole,$c]:-})
+    printf '%-34s ours %8s/s  blackhole %8s/s   ours/blackhole %7s\n' "(e) 1 KB, $A_SESS sessions, $c" "$a" "$b" "$(ratio "$a" "$b")"
+  done
+else
+  echo "Blackhole missing: skipped"
+fi
 
 echo "== 2. C10k: $C10K connections held idle past EHLO, then a message on each"
 port=$(free_port); pid=$(start ours "$port")
