@@ -12,6 +12,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::{WAIT, send_mail, within};
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -351,5 +354,76 @@ async fn drops_privileges_after_binding() {
     assert_eq!(delivered, 1);
     assert_eq!(p.terminate().await, 0);
     assert!(Path::new(&maildir).exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Sends a small message with this client: Ok, or the SMTP code of the refusal.
+async fn send_with(client: AsyncSmtpTransport<Tokio1Executor>) -> Result<(), u16> {
+    let envelope = lettre::address::Envelope::new(
+        Some("ann@example.com".parse().unwrap()),
+        vec!["bob@example.net".parse().unwrap()],
+    )
+    .unwrap();
+    let raw = b"Subject: hi\r\n\r\nHello.\r\n";
+    match client.send_raw(&envelope, raw).await {
+        Ok(_) => Ok(()),
+        Err(e) => Err(e.status().map(u16::from).unwrap_or(0)),
+    }
+}
+
+/// The set-up: one port accepts plain mail, one is implicit TLS, one is submission
+/// (STARTTLS and AUTH required), in one process started from flags.
+#[tokio::test]
+async fn plain_implicit_tls_and_submission_listeners() {
+    let dir = temp_dir("tls");
+    let (cert, key) = common::certificate();
+    std::fs::write(dir.join("cert.pem"), &cert).unwrap();
+    std::fs::write(dir.join("key.pem"), &key).unwrap();
+    let (cert_file, key_file) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let p = Running::start(
+        &[
+            "--handler",
+            "accept",
+            "--tls-cert",
+            cert_file.to_str().unwrap(),
+            "--tls-key",
+            key_file.to_str().unwrap(),
+            "--auth",
+            "user:secret",
+            "--listen",
+            "127.0.0.1:0",
+            "--listen",
+            "127.0.0.1:0,implicit_tls",
+            "--listen",
+            "127.0.0.1:0,name=submission,require_tls,auth_required",
+        ],
+        3,
+    )
+    .await;
+    let params = || {
+        TlsParameters::builder("localhost".into())
+            .add_root_certificate(Certificate::from_pem(cert.as_bytes()).unwrap())
+            .build_rustls()
+            .unwrap()
+    };
+    let client = |port: u16| {
+        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
+            .port(port)
+            .timeout(Some(WAIT))
+    };
+    assert_eq!(send_with(client(p.ports[0]).build()).await, Ok(()));
+    let wrapped = client(p.ports[1]).tls(Tls::Wrapper(params())).build();
+    assert_eq!(send_with(wrapped).await, Ok(()));
+    // Submission: plain text is refused until STARTTLS (RFC 3207 4), then AUTH (RFC 4954 6).
+    assert_eq!(send_with(client(p.ports[2]).build()).await, Err(530));
+    let tls_only = client(p.ports[2]).tls(Tls::Required(params())).build();
+    assert_eq!(send_with(tls_only).await, Err(530));
+    let submission = client(p.ports[2])
+        .tls(Tls::Required(params()))
+        .credentials(Credentials::new("user".into(), "secret".into()))
+        .authentication(vec![Mechanism::Plain])
+        .build();
+    assert_eq!(send_with(submission).await, Ok(()));
+    assert_eq!(p.terminate().await, 0);
     std::fs::remove_dir_all(&dir).unwrap();
 }
