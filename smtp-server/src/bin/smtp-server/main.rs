@@ -464,7 +464,8 @@ fn main() {
             return;
         }
     };
-    let filter = match args.v {
+    let settings = args.settings().unwrap_or_else(|e| fail(e));
+    let filter = match args.v.max(settings.verbose) {
         0 => "warn,smtp_server=info",
         1 => "info,smtp_server=debug",
         _ => "debug",
@@ -476,7 +477,6 @@ fn main() {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
         )
         .init();
-    let settings = args.settings().unwrap_or_else(|e| fail(e));
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     match settings.workers {
         Some(0) => fail("workers: must be at least 1"),

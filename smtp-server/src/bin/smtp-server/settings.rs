@@ -196,6 +196,8 @@ pub(crate) struct Settings {
     pub(crate) group: Option<String>,
     pub(crate) pidfile: Option<PathBuf>,
     pub(crate) workers: Option<usize>,
+    /// Logging: 0 (default), 1 (sessions), 2 (protocol lines): the number of `-v`.
+    pub(crate) verbose: u8,
 }
 
 /// A TOML value as the text a flag would give.
@@ -270,6 +272,7 @@ impl Settings {
                 "group" => s.group = Some(text(key, value)?),
                 "pidfile" => s.pidfile = Some(text(key, value)?.into()),
                 "workers" => s.workers = Some(number(key, &text(key, value)?)?),
+                "verbose" => s.verbose = number(key, &text(key, value)?)?,
                 _ => s.defaults.set(key, &text(key, value)?)?,
             }
         }
@@ -355,6 +358,7 @@ mod tests {
             tls_key = "key.pem"
             auth = ["ann:secret"]
             workers = 2
+            verbose = 1
             pidfile = "/tmp/x.pid"
             listen = ["127.0.0.1:2525"]
 
@@ -374,6 +378,7 @@ mod tests {
         assert_eq!(s.defaults.switches, Some(false));
         assert_eq!(s.auth, vec![("ann".into(), "secret".into())]);
         assert_eq!((s.workers, s.defaults.seed), (Some(2), Some(7)));
+        assert_eq!(s.verbose, 1);
         let addrs: Vec<_> = s.listeners.iter().map(|l| l.address.as_str()).collect();
         assert_eq!(
             addrs,
