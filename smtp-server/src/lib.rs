@@ -64,3 +64,6 @@ pub use relay::Relay;
 pub use server::{Listen, Server, ServerBuilder, ServerHandle, serve_stream, serve_stream_arc};
 pub use smtp_proto;
 pub use tls::{load_pem, load_pem_files};
+/// The TLS library, for building a `ServerConfig` ([`ServerBuilder::tls`]) or a `ClientConfig`
+/// ([`Relay::starttls`]) by hand.
+pub use tokio_rustls::rustls;

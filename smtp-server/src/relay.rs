@@ -3,77 +3,156 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use smtp_proto::{
     EnhancedStatus, Envelope, ForwardPath, MailParams, RcptParams, Reply, ReversePath,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::ClientConfig;
+use tokio_rustls::rustls::pki_types::ServerName;
 
 use crate::body::Body;
 use crate::handler::{Handler, SessionInfo};
 
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// What the upstream connection runs on: TCP, or TLS over it.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// How the relay protects its connection to the upstream.
+#[derive(Clone)]
+enum UpstreamTls {
+    /// STARTTLS after the first EHLO; an upstream that does not offer it gets no mail.
+    StartTls(TlsConnector, ServerName<'static>),
+    /// TLS from the first byte.
+    Implicit(TlsConnector, ServerName<'static>),
+}
+
 /// One connection to the upstream server, for one client session.
 struct Upstream {
-    stream: TcpStream,
+    stream: Box<dyn Io>,
     buf: Vec<u8>,
 }
 
-impl Upstream {
-    async fn connect(addr: &str, hostname: &str) -> io::Result<Self> {
-        let stream = tokio::time::timeout(UPSTREAM_TIMEOUT, TcpStream::connect(addr))
-            .await
-            .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
-        let _ = stream.set_nodelay(true);
-        let mut up = Self {
-            stream,
-            buf: Vec::new(),
-        };
-        let greeting = up.reply().await?;
-        if greeting.code() != 220 {
-            return Err(io::Error::other(format!(
-                "upstream greeting {}",
-                greeting.code()
-            )));
-        }
-        let ehlo = up.command(&format!("EHLO {hostname}")).await?;
-        if !ehlo.is_positive() {
-            return Err(io::Error::other(format!("upstream EHLO {}", ehlo.code())));
-        }
-        Ok(up)
-    }
+fn timed_out() -> io::Error {
+    io::Error::from(io::ErrorKind::TimedOut)
+}
 
-    async fn reply(&mut self) -> io::Result<Reply> {
-        loop {
-            match Reply::parse(&self.buf, 64 * 1024) {
-                Ok(Some((reply, used))) => {
-                    self.buf.drain(..used);
-                    return Ok(reply);
-                }
-                Ok(None) => {}
-                Err(e) => return Err(io::Error::other(e)),
+/// The next reply on `stream`, from what is already in `buf` first.
+async fn read_reply<S: AsyncRead + Unpin + ?Sized>(
+    stream: &mut S,
+    buf: &mut Vec<u8>,
+) -> io::Result<Reply> {
+    loop {
+        match Reply::parse(buf, 64 * 1024) {
+            Ok(Some((reply, used))) => {
+                buf.drain(..used);
+                return Ok(reply);
             }
-            let mut chunk = [0u8; 4096];
-            let n = tokio::time::timeout(UPSTREAM_TIMEOUT, self.stream.read(&mut chunk))
-                .await
-                .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
-            if n == 0 {
-                return Err(io::ErrorKind::UnexpectedEof.into());
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
+            Ok(None) => {}
+            Err(e) => return Err(io::Error::other(e)),
         }
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout(UPSTREAM_TIMEOUT, stream.read(&mut chunk))
+            .await
+            .map_err(|_| timed_out())??;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Sends one command line and reads its reply.
+async fn command<S: AsyncRead + AsyncWrite + Unpin + ?Sized>(
+    stream: &mut S,
+    buf: &mut Vec<u8>,
+    line: &str,
+) -> io::Result<Reply> {
+    stream.write_all(format!("{line}\r\n").as_bytes()).await?;
+    read_reply(stream, buf).await
+}
+
+/// The greeting, then EHLO.
+async fn hello<S: AsyncRead + AsyncWrite + Unpin + ?Sized>(
+    stream: &mut S,
+    buf: &mut Vec<u8>,
+    hostname: &str,
+    greeting: bool,
+) -> io::Result<Reply> {
+    if greeting {
+        let r = read_reply(stream, buf).await?;
+        if r.code() != 220 {
+            return Err(io::Error::other(format!("upstream greeting {}", r.code())));
+        }
+    }
+    let ehlo = command(stream, buf, &format!("EHLO {hostname}")).await?;
+    if !ehlo.is_positive() {
+        return Err(io::Error::other(format!("upstream EHLO {}", ehlo.code())));
+    }
+    Ok(ehlo)
+}
+
+impl Upstream {
+    async fn connect(addr: &str, hostname: &str, tls: Option<&UpstreamTls>) -> io::Result<Self> {
+        let tcp = tokio::time::timeout(UPSTREAM_TIMEOUT, TcpStream::connect(addr))
+            .await
+            .map_err(|_| timed_out())??;
+        let _ = tcp.set_nodelay(true);
+        let mut buf = Vec::new();
+        let handshake = |connector: &TlsConnector, name: &ServerName<'static>, tcp| {
+            let connect = connector.connect(name.clone(), tcp);
+            async move {
+                tokio::time::timeout(UPSTREAM_TIMEOUT, connect)
+                    .await
+                    .map_err(|_| timed_out())?
+            }
+        };
+        let stream: Box<dyn Io> = match tls {
+            None => {
+                let mut tcp = tcp;
+                hello(&mut tcp, &mut buf, hostname, true).await?;
+                Box::new(tcp)
+            }
+            Some(UpstreamTls::Implicit(connector, name)) => {
+                let mut tls = handshake(connector, name, tcp).await?;
+                hello(&mut tls, &mut buf, hostname, true).await?;
+                Box::new(tls)
+            }
+            Some(UpstreamTls::StartTls(connector, name)) => {
+                let mut tcp = tcp;
+                let ehlo = hello(&mut tcp, &mut buf, hostname, true).await?;
+                let offered = ehlo.lines().skip(1).any(|l| {
+                    l.split_whitespace()
+                        .next()
+                        .is_some_and(|k| k.eq_ignore_ascii_case("STARTTLS"))
+                });
+                if !offered {
+                    return Err(io::Error::other("upstream does not offer STARTTLS"));
+                }
+                let r = command(&mut tcp, &mut buf, "STARTTLS").await?;
+                if r.code() != 220 {
+                    return Err(io::Error::other(format!("upstream STARTTLS {}", r.code())));
+                }
+                // Anything the upstream sent after its 220 came before TLS: not to be trusted
+                // (RFC 3207 4.2 asks the same of servers).
+                buf.clear();
+                let mut tls = handshake(connector, name, tcp).await?;
+                hello(&mut tls, &mut buf, hostname, false).await?;
+                Box::new(tls)
+            }
+        };
+        Ok(Self { stream, buf })
     }
 
     async fn command(&mut self, line: &str) -> io::Result<Reply> {
-        self.stream
-            .write_all(format!("{line}\r\n").as_bytes())
-            .await?;
-        self.reply().await
+        command(&mut self.stream, &mut self.buf, line).await
     }
 
     /// DATA, the dot-stuffed content as it arrives, the end; the upstream's final reply.
@@ -96,7 +175,7 @@ impl Upstream {
         out.clear();
         stuffer.finish(&mut out);
         self.stream.write_all(&out).await?;
-        Ok(Ok(self.reply().await?))
+        Ok(Ok(read_reply(&mut self.stream, &mut self.buf).await?))
     }
 }
 
@@ -212,11 +291,12 @@ impl Stuffer {
 /// let handler = Rewrite(Relay::new("127.0.0.1:25").hostname("relay.example.com"));
 /// ```
 ///
-/// `examples/src/bin/mail2alert.rs` is a complete program built this way. Upstream TLS is not
-/// used yet: the upstream is expected on a trusted network.
+/// `examples/src/bin/mail2alert.rs` is a complete program built this way. The connection to
+/// the upstream is plain TCP unless [`Relay::starttls`] or [`Relay::implicit_tls`] is set.
 pub struct Relay {
     upstream: String,
     hostname: String,
+    tls: Option<UpstreamTls>,
     sessions: Mutex<HashMap<u64, Upstream>>,
 }
 
@@ -226,6 +306,11 @@ impl std::fmt::Debug for Relay {
             .field("upstream", &self.upstream)
             .finish()
     }
+}
+
+fn server_name_of(name: &str) -> Result<ServerName<'static>, crate::Error> {
+    ServerName::try_from(name.to_string())
+        .map_err(|e| crate::Error::Tls(format!("upstream name {name:?}: {e}")))
 }
 
 fn unavailable(e: &io::Error) -> Reply {
@@ -243,6 +328,7 @@ impl Relay {
         Self {
             upstream: upstream.into(),
             hostname: "localhost".into(),
+            tls: None,
             sessions: Mutex::new(HashMap::new()),
         }
     }
@@ -251,6 +337,34 @@ impl Relay {
     pub fn hostname(mut self, name: impl Into<String>) -> Self {
         self.hostname = name.into();
         self
+    }
+
+    /// Uses STARTTLS to the upstream, checking its certificate against `config` for
+    /// `server_name`. An upstream that does not offer STARTTLS, or whose certificate does not
+    /// verify, gets no mail: the client is answered `451 4.4.1` and may retry.
+    pub fn starttls(
+        mut self,
+        config: Arc<ClientConfig>,
+        server_name: &str,
+    ) -> Result<Self, crate::Error> {
+        self.tls = Some(UpstreamTls::StartTls(
+            TlsConnector::from(config),
+            server_name_of(server_name)?,
+        ));
+        Ok(self)
+    }
+
+    /// TLS from the first byte to the upstream (its port 465), as [`Relay::starttls`].
+    pub fn implicit_tls(
+        mut self,
+        config: Arc<ClientConfig>,
+        server_name: &str,
+    ) -> Result<Self, crate::Error> {
+        self.tls = Some(UpstreamTls::Implicit(
+            TlsConnector::from(config),
+            server_name_of(server_name)?,
+        ));
+        Ok(self)
     }
 
     fn take(&self, id: u64) -> Option<Upstream> {
@@ -279,7 +393,7 @@ impl Relay {
     {
         let mut up = match self.take(info.id) {
             Some(up) => up,
-            None => Upstream::connect(&self.upstream, &self.hostname)
+            None => Upstream::connect(&self.upstream, &self.hostname, self.tls.as_ref())
                 .await
                 .map_err(|e| unavailable(&e))?,
         };

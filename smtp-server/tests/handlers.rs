@@ -226,3 +226,101 @@ impl Handler for Upstream {
         Ok(())
     }
 }
+
+/// A client configuration that trusts only `cert_pem`.
+fn trusting(cert_pem: &str) -> Arc<smtp_server::rustls::ClientConfig> {
+    use smtp_server::rustls;
+    use smtp_server::rustls::pki_types::CertificateDer;
+    use smtp_server::rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap())
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
+/// Relay to an upstream over STARTTLS and over implicit TLS; an upstream without STARTTLS, or
+/// with a certificate the relay does not trust, gets nothing and the client gets 451 (RFC 3207
+/// 4.1: a client that requires TLS must not fall back to plain text).
+#[tokio::test]
+async fn relay_uses_tls_to_the_upstream() {
+    let (cert, key) = common::certificate();
+    let store = Memory::new();
+    let up = Server::builder()
+        .listen("127.0.0.1:0")
+        .listen_tls("127.0.0.1:0")
+        .tls(smtp_server::load_pem(cert.as_bytes(), key.as_bytes()).unwrap())
+        .handler(store.clone())
+        .bind()
+        .await
+        .unwrap()
+        .spawn();
+    let (plain, implicit) = (up.local_addrs()[0], up.local_addrs()[1]);
+    let relays = [
+        Relay::new(plain.to_string())
+            .starttls(trusting(&cert), "localhost")
+            .unwrap(),
+        Relay::new(implicit.to_string())
+            .implicit_tls(trusting(&cert), "localhost")
+            .unwrap(),
+    ];
+    for (i, relay) in relays.into_iter().enumerate() {
+        let r = Server::builder()
+            .listen("127.0.0.1:0")
+            .handler(relay)
+            .bind()
+            .await
+            .unwrap()
+            .spawn();
+        let codes = transaction(
+            r.local_addr(),
+            &["ok@example.net"],
+            "Subject: tls\r\n\r\nx\r\n",
+        )
+        .await;
+        assert_eq!(codes, [220, 250, 250, 250, 354, 250, 221]);
+        let stored = store.wait_for(i + 1).await;
+        let tls = stored[i].session.tls.as_ref().expect("relayed over TLS");
+        assert_eq!(tls.implicit, i == 1);
+        r.shutdown().await.unwrap();
+    }
+    // An upstream that does not offer STARTTLS, and one whose certificate is not trusted.
+    let bare = Server::builder()
+        .listen("127.0.0.1:0")
+        .handler(store.clone())
+        .bind()
+        .await
+        .unwrap()
+        .spawn();
+    let (other, _) = common::certificate();
+    let relays = [
+        Relay::new(bare.local_addr().to_string())
+            .starttls(trusting(&cert), "localhost")
+            .unwrap(),
+        Relay::new(plain.to_string())
+            .starttls(trusting(&other), "localhost")
+            .unwrap(),
+    ];
+    for relay in relays {
+        let r = Server::builder()
+            .listen("127.0.0.1:0")
+            .handler(relay)
+            .bind()
+            .await
+            .unwrap()
+            .spawn();
+        let codes = transaction(r.local_addr(), &["ok@example.net"], "x\r\n").await;
+        assert_eq!(codes, [220, 250, 451, 503, 503, 221]);
+        r.shutdown().await.unwrap();
+    }
+    assert_eq!(store.messages().len(), 2, "nothing went out in plain text");
+    bare.shutdown().await.unwrap();
+    up.shutdown().await.unwrap();
+}
