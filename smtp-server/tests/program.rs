@@ -279,6 +279,25 @@ async fn bad_settings_are_one_line_errors() {
         (vec!["--workers".into(), "0".into()], "workers"),
         (
             vec![
+                "--handler".into(),
+                "relay:127.0.0.1:25".into(),
+                "--relay-tls".into(),
+                "starttls".into(),
+            ],
+            "relay_ca",
+        ),
+        (
+            vec![
+                "--handler".into(),
+                "sink".into(),
+                "--relay-tls".into(),
+                "implicit".into(),
+            ],
+            "relay",
+        ),
+        (vec!["--relay-tls".into(), "always".into()], "relay_tls"),
+        (
+            vec![
                 "--user".into(),
                 "no-such-user-here".into(),
                 "--listen".into(),
@@ -425,5 +444,66 @@ async fn plain_implicit_tls_and_submission_listeners() {
         .build();
     assert_eq!(send_with(submission).await, Ok(()));
     assert_eq!(p.terminate().await, 0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `relay:HOST:PORT` with `relay_tls=starttls`: the upstream is reached over TLS, its
+/// certificate checked against `relay_ca`; without a trusted certificate nothing is relayed.
+#[tokio::test]
+async fn relay_handler_with_starttls_to_the_upstream() {
+    let dir = temp_dir("relay");
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let (cert_pem, key_pem) = (cert.cert.pem(), cert.signing_key.serialize_pem());
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, &cert_pem).unwrap();
+    let store = smtp_server::Memory::new();
+    let upstream = smtp_server::Server::builder()
+        .listen("127.0.0.1:0")
+        .tls(smtp_server::load_pem(cert_pem.as_bytes(), key_pem.as_bytes()).unwrap())
+        .handler(store.clone())
+        .bind()
+        .await
+        .unwrap()
+        .spawn();
+    let handler = format!("relay:{}", upstream.local_addr());
+    let p = Running::start(
+        &[
+            "--handler",
+            &handler,
+            "--relay-tls",
+            "starttls",
+            "--relay-ca",
+            ca.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        1,
+    )
+    .await;
+    assert_eq!(send_mail(p.ports[0], "").await.0, 250);
+    let stored = tokio::time::timeout(WAIT, store.wait_for(1)).await.unwrap();
+    assert!(stored[0].session.tls.is_some(), "relayed over TLS");
+    drop(p);
+    // Trusting another certificate: the client is told to retry later, nothing leaks.
+    let other = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    std::fs::write(&ca, other.cert.pem()).unwrap();
+    let p = Running::start(
+        &[
+            "--handler",
+            &handler,
+            "--relay-tls",
+            "starttls",
+            "--relay-ca",
+            ca.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        1,
+    )
+    .await;
+    assert_eq!(send_mail(p.ports[0], "").await.0, 451);
+    assert_eq!(store.messages().len(), 1);
+    drop(p);
+    upstream.shutdown().await.unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{ArgAction, Parser};
-use settings::{HandlerSpec, ListenerSpec, Profile, Settings};
+use settings::{HandlerSpec, ListenerSpec, Profile, RelayTls, Settings};
 use smtp_server::blackhole::Blackhole;
 use smtp_server::smtp_proto::{
     Config, Credentials, Envelope, ForwardPath, MailParams, RcptParams, Reply, ReversePath,
@@ -51,6 +51,12 @@ struct Args {
     /// Seed for random and delay ranges, to repeat a run.
     #[arg(long, value_name = "N")]
     seed: Option<String>,
+    /// TLS from the relay handler to its upstream: starttls, implicit or none.
+    #[arg(long, value_name = "MODE")]
+    relay_tls: Option<String>,
+    /// The certificates (PEM) the relay trusts for its upstream (needed with --relay-tls).
+    #[arg(long, value_name = "PEM")]
+    relay_ca: Option<String>,
     /// Ignore X-Blackhole-Mode and X-Blackhole-Delay headers in messages.
     #[arg(long)]
     no_switches: bool,
@@ -130,6 +136,8 @@ impl Args {
             ("size", self.size.as_deref()),
             ("max_recipients", self.max_recipients.as_deref()),
             ("timeout", self.timeout.as_deref()),
+            ("relay_tls", self.relay_tls.as_deref()),
+            ("relay_ca", self.relay_ca.as_deref()),
         ];
         for (key, value) in values {
             if let Some(v) = value {
@@ -246,6 +254,9 @@ fn build_handler(
                 .into(),
         );
     }
+    if (p.relay_tls.is_some() || p.relay_ca.is_some()) && !matches!(spec, HandlerSpec::Relay(_)) {
+        return Err("relay_tls and relay_ca apply to the relay handler only".into());
+    }
     Ok(match spec {
         HandlerSpec::Debug => (Arc::new(Debugging::stdout()), None),
         HandlerSpec::Sink => (Arc::new(Sink), None),
@@ -266,8 +277,44 @@ fn build_handler(
             let m = Maildir::new(&dir).map_err(|e| format!("maildir {}: {e}", dir.display()))?;
             (Arc::new(m.hostname(hostname)), Some(dir))
         }
-        HandlerSpec::Relay(upstream) => (Arc::new(Relay::new(upstream).hostname(hostname)), None),
+        HandlerSpec::Relay(upstream) => (Arc::new(relay(&upstream, p, hostname)?), None),
     })
+}
+
+/// The relay handler, with TLS to its upstream if the profile asks for it: the upstream's
+/// certificate must verify against `relay_ca` for the host part of its address.
+fn relay(upstream: &str, p: &Profile, hostname: &str) -> Result<Relay, String> {
+    use smtp_server::rustls;
+    use smtp_server::rustls::pki_types::CertificateDer;
+    use smtp_server::rustls::pki_types::pem::PemObject;
+    let relay = Relay::new(upstream).hostname(hostname);
+    let Some(mode) = p.relay_tls else {
+        return Ok(relay);
+    };
+    let Some(ca) = &p.relay_ca else {
+        return Err("relay_tls needs relay_ca (a PEM file of the certificates to trust)".into());
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    let certs = CertificateDer::pem_file_iter(ca)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("relay_ca {}: {e}", ca.display()))?;
+    let (added, _) = roots.add_parsable_certificates(certs);
+    if added == 0 {
+        return Err(format!("relay_ca {}: no certificate", ca.display()));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let host = upstream.rsplit_once(':').map_or(upstream, |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let relay = match mode {
+        RelayTls::StartTls => relay.starttls(Arc::new(config), host),
+        RelayTls::Implicit => relay.implicit_tls(Arc::new(config), host),
+    };
+    relay.map_err(|e| e.to_string())
 }
 
 /// The session configuration a profile asks for, applied after the builder's.

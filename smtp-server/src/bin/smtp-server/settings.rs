@@ -57,6 +57,17 @@ pub(crate) struct Profile {
     pub(crate) size: Option<u64>,
     pub(crate) max_recipients: Option<usize>,
     pub(crate) timeout: Option<Duration>,
+    /// TLS to the relay's upstream: `starttls` or `implicit`.
+    pub(crate) relay_tls: Option<RelayTls>,
+    /// The certificates (PEM) the relay trusts for its upstream.
+    pub(crate) relay_ca: Option<PathBuf>,
+}
+
+/// How the relay handler protects its connection to the upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum RelayTls {
+    StartTls,
+    Implicit,
 }
 
 fn number<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, String> {
@@ -109,6 +120,19 @@ impl Profile {
             "size" => self.size = Some(number(key, value)?),
             "max_recipients" => self.max_recipients = Some(number(key, value)?),
             "timeout" => self.timeout = Some(Duration::from_secs(number(key, value)?)),
+            "relay_tls" => {
+                self.relay_tls = match value.trim() {
+                    "starttls" => Some(RelayTls::StartTls),
+                    "implicit" => Some(RelayTls::Implicit),
+                    "none" => None,
+                    _ => {
+                        return Err(format!(
+                            "relay_tls: {value:?} (use starttls, implicit or none)"
+                        ));
+                    }
+                }
+            }
+            "relay_ca" => self.relay_ca = Some(value.into()),
             _ => return Err(format!("unknown setting {key:?}")),
         }
         Ok(())
@@ -136,6 +160,8 @@ impl Profile {
             size: pick(&self.size, &base.size),
             max_recipients: pick(&self.max_recipients, &base.max_recipients),
             timeout: pick(&self.timeout, &base.timeout),
+            relay_tls: pick(&self.relay_tls, &base.relay_tls),
+            relay_ca: pick(&self.relay_ca, &base.relay_ca),
         }
     }
 }
