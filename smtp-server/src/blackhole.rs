@@ -487,6 +487,22 @@ mod tests {
         assert!(a.iter().all(|d| d.delay <= Duration::from_secs(1)));
     }
 
+    proptest::proptest! {
+        /// Whatever a sender puts in its header, the decision is made without a panic and a
+        /// delay it asks for never exceeds the cap (RFC 5322 headers are the sender's input).
+        #[test]
+        fn any_header_is_decided_within_the_cap(
+            header in proptest::collection::vec(proptest::num::u8::ANY, 0..512),
+            value in "[ -~]{0,24}",
+        ) {
+            let cap = Duration::from_secs(2);
+            let b = Blackhole::accept().max_switch_delay(cap);
+            proptest::prop_assert!(b.decide(&header).delay <= cap);
+            let text = format!("X-Blackhole-Delay: {value}\r\nX-Blackhole-Mode: {value}\r\n\r\n");
+            proptest::prop_assert!(b.decide(text.as_bytes()).delay <= cap);
+        }
+    }
+
     #[test]
     fn refusal_codes() {
         let b = Blackhole::bounce();
