@@ -308,11 +308,6 @@ impl std::fmt::Debug for Relay {
     }
 }
 
-fn server_name_of(name: &str) -> Result<ServerName<'static>, crate::Error> {
-    ServerName::try_from(name.to_string())
-        .map_err(|e| crate::Error::Tls(format!("upstream name {name:?}: {e}")))
-}
-
 fn unavailable(e: &io::Error) -> Reply {
     tracing::warn!("relay: upstream: {e}");
     Reply::new(
@@ -343,27 +338,31 @@ impl Relay {
     /// `server_name`. An upstream that does not offer STARTTLS, or whose certificate does not
     /// verify, gets no mail: the client is answered `451 4.4.1` and may retry.
     pub fn starttls(
-        mut self,
+        self,
         config: Arc<ClientConfig>,
         server_name: &str,
     ) -> Result<Self, crate::Error> {
-        self.tls = Some(UpstreamTls::StartTls(
-            TlsConnector::from(config),
-            server_name_of(server_name)?,
-        ));
-        Ok(self)
+        self.with_tls(config, server_name, UpstreamTls::StartTls)
     }
 
     /// TLS from the first byte to the upstream (its port 465), as [`Relay::starttls`].
     pub fn implicit_tls(
-        mut self,
+        self,
         config: Arc<ClientConfig>,
         server_name: &str,
     ) -> Result<Self, crate::Error> {
-        self.tls = Some(UpstreamTls::Implicit(
-            TlsConnector::from(config),
-            server_name_of(server_name)?,
-        ));
+        self.with_tls(config, server_name, UpstreamTls::Implicit)
+    }
+
+    fn with_tls(
+        mut self,
+        config: Arc<ClientConfig>,
+        server_name: &str,
+        mode: fn(TlsConnector, ServerName<'static>) -> UpstreamTls,
+    ) -> Result<Self, crate::Error> {
+        let name = ServerName::try_from(server_name.to_string())
+            .map_err(|e| crate::Error::Tls(format!("upstream name {server_name:?}: {e}")))?;
+        self.tls = Some(mode(TlsConnector::from(config), name));
         Ok(self)
     }
 

@@ -11,17 +11,7 @@ use std::time::Duration;
 
 use common::{Capture, MARGIN, send_mail, within};
 use smtp_server::blackhole::{Blackhole, Delay, Mode};
-use smtp_server::{Listen, Server, ServerHandle};
-
-async fn start(handler: Blackhole) -> ServerHandle {
-    Server::builder()
-        .listen("127.0.0.1:0")
-        .handler(handler)
-        .bind()
-        .await
-        .unwrap()
-        .spawn()
-}
+use smtp_server::{Listen, Server};
 
 #[tokio::test]
 async fn modes_and_codes() {
@@ -34,7 +24,7 @@ async fn modes_and_codes() {
     ];
     for (handler, want) in cases {
         let mode = handler.mode();
-        let server = start(handler).await;
+        let server = common::spawn(handler).await;
         let (code, _) = send_mail(server.local_addr().port(), "").await;
         assert_eq!(code, want, "mode {mode}");
         server.shutdown().await.unwrap();
@@ -46,7 +36,7 @@ async fn modes_and_codes() {
 async fn random_mode_repeats_with_a_seed() {
     let mut runs = Vec::new();
     for _ in 0..2 {
-        let server = start(Blackhole::new(Mode::Random).seed(2026)).await;
+        let server = common::spawn(Blackhole::new(Mode::Random).seed(2026)).await;
         let mut codes = Vec::new();
         for _ in 0..24 {
             codes.push(send_mail(server.local_addr().port(), "").await.0);
@@ -70,14 +60,14 @@ async fn random_mode_repeats_with_a_seed() {
 #[tokio::test]
 async fn fixed_delay_and_range() {
     let d = Duration::from_millis(400);
-    let server = start(Blackhole::bounce().delay(Delay::fixed(d))).await;
+    let server = common::spawn(Blackhole::bounce().delay(Delay::fixed(d))).await;
     let (code, took) = send_mail(server.local_addr().port(), "").await;
     assert_eq!(code, 550);
     within(took, d);
     server.shutdown().await.unwrap();
 
     let (min, max) = (Duration::from_millis(200), Duration::from_millis(500));
-    let server = start(Blackhole::accept().seed(1).delay(Delay::range(min, max))).await;
+    let server = common::spawn(Blackhole::accept().seed(1).delay(Delay::range(min, max))).await;
     for _ in 0..3 {
         let (code, took) = send_mail(server.local_addr().port(), "").await;
         assert_eq!(code, 250);
@@ -89,7 +79,7 @@ async fn fixed_delay_and_range() {
 /// Blackhole's dynamic switches: headers choose the mode and delay of one message.
 #[tokio::test]
 async fn header_switches() {
-    let server = start(Blackhole::accept()).await;
+    let server = common::spawn(Blackhole::accept()).await;
     let port = server.local_addr().port();
     assert_eq!(send_mail(port, "X-Blackhole-Mode: bounce\r\n").await.0, 550);
     assert_eq!(
@@ -119,7 +109,7 @@ async fn header_switches() {
 
 #[tokio::test]
 async fn switches_can_be_turned_off_and_header_delays_are_capped() {
-    let server = start(Blackhole::accept().switches(false)).await;
+    let server = common::spawn(Blackhole::accept().switches(false)).await;
     let port = server.local_addr().port();
     let (code, took) = send_mail(
         port,
@@ -131,7 +121,7 @@ async fn switches_can_be_turned_off_and_header_delays_are_capped() {
     server.shutdown().await.unwrap();
 
     let cap = Duration::from_millis(300);
-    let server = start(Blackhole::accept().max_switch_delay(cap)).await;
+    let server = common::spawn(Blackhole::accept().max_switch_delay(cap)).await;
     let (code, took) = send_mail(server.local_addr().port(), "X-Blackhole-Delay: 3600\r\n").await;
     assert_eq!(code, 250);
     within(took, cap);

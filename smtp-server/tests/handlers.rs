@@ -43,13 +43,7 @@ impl Write for Shared {
 #[tokio::test]
 async fn debugging_prints_envelope_then_content() {
     let out = Shared::default();
-    let server = Server::builder()
-        .listen("127.0.0.1:0")
-        .handler(Debugging::new(out.clone()))
-        .bind()
-        .await
-        .unwrap()
-        .spawn();
+    let server = common::spawn(Debugging::new(out.clone())).await;
     let codes = transaction(
         server.local_addr(),
         &["b@example.net"],
@@ -75,13 +69,7 @@ async fn debugging_prints_envelope_then_content() {
 #[tokio::test]
 async fn maildir_stores_atomically_with_trace_headers() {
     let dir = std::env::temp_dir().join(format!("maildir-test-{}", std::process::id()));
-    let server = Server::builder()
-        .listen("127.0.0.1:0")
-        .handler(Maildir::new(&dir).unwrap().hostname("mx.test"))
-        .bind()
-        .await
-        .unwrap()
-        .spawn();
+    let server = common::spawn(Maildir::new(&dir).unwrap().hostname("mx.test")).await;
     let content = "Subject: kept\r\n\r\nexact bytes\r\n..dot\r\n";
     let codes = transaction(server.local_addr(), &["b@example.net"], content).await;
     assert_eq!(codes, [220, 250, 250, 250, 354, 250, 221]);
@@ -103,13 +91,7 @@ async fn maildir_stores_atomically_with_trace_headers() {
     let broken = std::env::temp_dir().join(format!("maildir-broken-{}", std::process::id()));
     let maildir = Maildir::new(&broken).unwrap();
     std::fs::remove_dir_all(broken.join("tmp")).unwrap();
-    let server = Server::builder()
-        .listen("127.0.0.1:0")
-        .handler(maildir)
-        .bind()
-        .await
-        .unwrap()
-        .spawn();
+    let server = common::spawn(maildir).await;
     let codes = transaction(server.local_addr(), &["b@example.net"], "x\r\n").await;
     assert_eq!(codes, [220, 250, 250, 250, 354, 451, 221]);
     assert_eq!(std::fs::read_dir(broken.join("new")).unwrap().count(), 0);
@@ -121,20 +103,8 @@ async fn maildir_stores_atomically_with_trace_headers() {
 #[tokio::test]
 async fn relay_passes_upstream_answers_back() {
     let upstream = Memory::new();
-    let up = Server::builder()
-        .listen("127.0.0.1:0")
-        .handler(Upstream(upstream.clone()))
-        .bind()
-        .await
-        .unwrap()
-        .spawn();
-    let relay = Server::builder()
-        .listen("127.0.0.1:0")
-        .handler(Relay::new(up.local_addr().to_string()))
-        .bind()
-        .await
-        .unwrap()
-        .spawn();
+    let up = common::spawn(Upstream(upstream.clone())).await;
+    let relay = common::spawn(Relay::new(up.local_addr().to_string())).await;
     let content = "Subject: relayed\r\n\r\n.leading dot\r\nbody\r\n";
     // Dot-stuffed on the wire to the relay; the relay must stuff it again for the upstream.
     let wire = content.replace("\r\n.", "\r\n..");
@@ -170,13 +140,7 @@ async fn relay_passes_upstream_answers_back() {
     relay.shutdown().await.unwrap();
     up.shutdown().await.unwrap();
     // Upstream down: 451, never 250.
-    let relay = Server::builder()
-        .listen("127.0.0.1:0")
-        .handler(Relay::new("127.0.0.1:1"))
-        .bind()
-        .await
-        .unwrap()
-        .spawn();
+    let relay = common::spawn(Relay::new("127.0.0.1:1")).await;
     let codes = transaction(relay.local_addr(), &["ok@example.net"], "x\r\n").await;
     assert_eq!(codes, [220, 250, 451, 503, 503, 221]);
     relay.shutdown().await.unwrap();
@@ -272,13 +236,7 @@ async fn relay_uses_tls_to_the_upstream() {
             .unwrap(),
     ];
     for (i, relay) in relays.into_iter().enumerate() {
-        let r = Server::builder()
-            .listen("127.0.0.1:0")
-            .handler(relay)
-            .bind()
-            .await
-            .unwrap()
-            .spawn();
+        let r = common::spawn(relay).await;
         let codes = transaction(
             r.local_addr(),
             &["ok@example.net"],
@@ -292,13 +250,7 @@ async fn relay_uses_tls_to_the_upstream() {
         r.shutdown().await.unwrap();
     }
     // An upstream that does not offer STARTTLS, and one whose certificate is not trusted.
-    let bare = Server::builder()
-        .listen("127.0.0.1:0")
-        .handler(store.clone())
-        .bind()
-        .await
-        .unwrap()
-        .spawn();
+    let bare = common::spawn(store.clone()).await;
     let (other, _) = common::certificate();
     let relays = [
         Relay::new(bare.local_addr().to_string())
@@ -309,13 +261,7 @@ async fn relay_uses_tls_to_the_upstream() {
             .unwrap(),
     ];
     for relay in relays {
-        let r = Server::builder()
-            .listen("127.0.0.1:0")
-            .handler(relay)
-            .bind()
-            .await
-            .unwrap()
-            .spawn();
+        let r = common::spawn(relay).await;
         let codes = transaction(r.local_addr(), &["ok@example.net"], "x\r\n").await;
         assert_eq!(codes, [220, 250, 451, 503, 503, 221]);
         r.shutdown().await.unwrap();

@@ -174,13 +174,7 @@ async fn implicit_tls() {
 #[tokio::test]
 async fn eight_bit_and_smtputf8() {
     let capture = Capture::default();
-    let server = Server::builder()
-        .listen("127.0.0.1:0")
-        .handler(capture.clone())
-        .bind()
-        .await
-        .unwrap()
-        .spawn();
+    let server = common::spawn(capture.clone()).await;
     let client = plain_client(server.local_addr().port());
     let text = "Grüße, 你好, naïve café\n";
     let msg = Email::builder()

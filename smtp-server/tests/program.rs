@@ -466,20 +466,17 @@ async fn relay_handler_with_starttls_to_the_upstream() {
         .unwrap()
         .spawn();
     let handler = format!("relay:{}", upstream.local_addr());
-    let p = Running::start(
-        &[
-            "--handler",
-            &handler,
-            "--relay-tls",
-            "starttls",
-            "--relay-ca",
-            ca.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        1,
-    )
-    .await;
+    let args = [
+        "--handler",
+        &handler,
+        "--relay-tls",
+        "starttls",
+        "--relay-ca",
+        ca.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    let p = Running::start(&args, 1).await;
     assert_eq!(send_mail(p.ports[0], "").await.0, 250);
     let stored = tokio::time::timeout(WAIT, store.wait_for(1)).await.unwrap();
     assert!(stored[0].session.tls.is_some(), "relayed over TLS");
@@ -487,20 +484,7 @@ async fn relay_handler_with_starttls_to_the_upstream() {
     // Trusting another certificate: the client is told to retry later, nothing leaks.
     let other = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
     std::fs::write(&ca, other.cert.pem()).unwrap();
-    let p = Running::start(
-        &[
-            "--handler",
-            &handler,
-            "--relay-tls",
-            "starttls",
-            "--relay-ca",
-            ca.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        1,
-    )
-    .await;
+    let p = Running::start(&args, 1).await;
     assert_eq!(send_mail(p.ports[0], "").await.0, 451);
     assert_eq!(store.messages().len(), 1);
     drop(p);

@@ -30,13 +30,7 @@ async fn send_one(addr: std::net::SocketAddr, n: usize) -> bool {
 async fn five_hundred_concurrent_connections() {
     const N: usize = 500;
     let capture = Capture::default();
-    let server = Server::builder()
-        .listen("127.0.0.1:0")
-        .handler(capture.clone())
-        .bind()
-        .await
-        .unwrap()
-        .spawn();
+    let server = common::spawn(capture.clone()).await;
     let addr = server.local_addr();
     let clients: Vec<_> = (0..N).map(|n| tokio::spawn(send_one(addr, n))).collect();
     for c in clients {
@@ -102,13 +96,7 @@ impl Handler for Panicky {
 #[tokio::test]
 async fn handler_panics_cost_one_transaction() {
     let handler = Panicky::default();
-    let server = Server::builder()
-        .listen("127.0.0.1:0")
-        .handler(handler.clone())
-        .bind()
-        .await
-        .unwrap()
-        .spawn();
+    let server = common::spawn(handler.clone()).await;
     let addr = server.local_addr();
     let mut c = Raw::connect(addr).await;
     assert_eq!(c.code().await, 220);
@@ -207,13 +195,7 @@ async fn shutdown_while_clients_are_mid_data() {
 
 #[tokio::test]
 async fn idle_sessions_get_421_on_shutdown() {
-    let server = Server::builder()
-        .listen("127.0.0.1:0")
-        .handler(smtp_server::Sink)
-        .bind()
-        .await
-        .unwrap()
-        .spawn();
+    let server = common::spawn(smtp_server::Sink).await;
     let mut c = Raw::connect(server.local_addr()).await;
     assert_eq!(c.code().await, 220);
     assert_eq!(c.cmd("EHLO c").await, 250);

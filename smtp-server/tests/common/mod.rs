@@ -12,6 +12,18 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
+/// A server on 127.0.0.1 (a free port) with this handler and default settings, running in the
+/// background until the handle is shut down or dropped.
+pub async fn spawn(handler: impl Handler) -> smtp_server::ServerHandle {
+    smtp_server::Server::builder()
+        .listen("127.0.0.1:0")
+        .handler(handler)
+        .bind()
+        .await
+        .unwrap()
+        .spawn()
+}
+
 /// Every wait in these tests is bounded by this.
 pub const WAIT: Duration = Duration::from_secs(20);
 
