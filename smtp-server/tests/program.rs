@@ -169,7 +169,7 @@ async fn toml_config_with_pidfile_and_workers() {
             r#"
 hostname = "mx.test"
 handler = "accept"
-workers = 2
+workers = 5
 pidfile = "{}"
 
 [[listener]]
@@ -182,25 +182,34 @@ mode = "bounce"
 code = 554
 delay = [0.2, 0.4]
 seed = 5
+
+[[listener]]
+address = "127.0.0.1:0"
+lmtp = true
 "#,
             pidfile.display()
         ),
     )
     .unwrap();
-    let p = Running::start(&["--config", config.to_str().unwrap()], 2).await;
+    let p = Running::start(&["--config", config.to_str().unwrap()], 3).await;
     let pid = std::fs::read_to_string(&pidfile).unwrap();
     assert_eq!(pid.trim(), p.pid().to_string());
     assert_eq!(send_mail(p.ports[0], "").await.0, 250);
     let (code, took) = send_mail(p.ports[1], "").await;
     assert_eq!(code, 554);
     assert!(took >= Duration::from_millis(200), "{took:?}");
-    let threads = std::fs::read_dir(format!("/proc/{}/task", p.pid()))
-        .map(Iterator::count)
-        .unwrap_or(0);
-    assert!(
-        threads >= 3,
-        "{threads} threads: main + 2 workers expected at least"
-    );
+    // The third listener speaks LMTP (RFC 2033 4.1: LHLO, not EHLO).
+    let mut lmtp = common::Raw::connect(([127, 0, 0, 1], p.ports[2]).into()).await;
+    assert_eq!(lmtp.code().await, 220);
+    assert_eq!(lmtp.cmd("EHLO client.test").await, 500);
+    assert_eq!(lmtp.cmd("LHLO client.test").await, 250);
+    // Five runtime workers (the machine's default would be one per CPU).
+    let workers = std::fs::read_dir(format!("/proc/{}/task", p.pid()))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.unwrap().path().join("comm")).ok())
+        .filter(|name| name.starts_with("tokio-r"))
+        .count();
+    assert!(workers >= 5, "{workers} runtime threads, 5 workers asked");
     assert_eq!(p.terminate().await, 0);
     assert!(!pidfile.exists(), "pidfile left behind");
     // Flags win over the file.
