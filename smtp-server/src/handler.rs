@@ -198,3 +198,161 @@ pub trait Handler: Send + Sync + 'static {
     /// The connection is gone.
     async fn disconnect(&self, _session: &SessionInfo) {}
 }
+
+/// A handler that wraps another: it makes some decisions itself and passes every other call
+/// to [`Delegate::inner`]. Implement `Delegate` (not [`Handler`]) and override only the
+/// methods you need; every type that implements `Delegate` is a [`Handler`].
+///
+/// This is how the bundled handlers are composed: a [`Relay`](crate::Relay) that rewrites
+/// recipients, a fault injector around any handler, an AUTH check added to a store.
+///
+/// ```
+/// use smtp_server::{async_trait, Accounts, Delegate, Handler, Memory, SessionInfo};
+/// use smtp_server::smtp_proto::{Credentials, Reply};
+///
+/// /// A Memory store that also checks AUTH.
+/// struct WithAccounts {
+///     store: Memory,
+///     accounts: Accounts,
+/// }
+///
+/// #[async_trait]
+/// impl Delegate for WithAccounts {
+///     fn inner(&self) -> &dyn Handler {
+///         &self.store
+///     }
+///     async fn auth(&self, _: &SessionInfo, credentials: &Credentials) -> Result<String, Reply> {
+///         self.accounts.verify(credentials)
+///     }
+/// }
+/// ```
+#[async_trait]
+pub trait Delegate: Send + Sync + 'static {
+    /// The handler that gets every call this one does not make itself.
+    fn inner(&self) -> &dyn Handler;
+
+    /// See [`Handler::connect`].
+    async fn connect(&self, session: &SessionInfo) -> Result<(), Reply> {
+        self.inner().connect(session).await
+    }
+
+    /// See [`Handler::hello`].
+    async fn hello(
+        &self,
+        session: &SessionInfo,
+        name: &str,
+        capabilities: &mut Vec<String>,
+    ) -> Result<(), Reply> {
+        self.inner().hello(session, name, capabilities).await
+    }
+
+    /// See [`Handler::auth`].
+    async fn auth(
+        &self,
+        session: &SessionInfo,
+        credentials: &Credentials,
+    ) -> Result<String, Reply> {
+        self.inner().auth(session, credentials).await
+    }
+
+    /// See [`Handler::mail`].
+    async fn mail(
+        &self,
+        session: &SessionInfo,
+        from: &ReversePath<'static>,
+        params: &MailParams<'static>,
+    ) -> Result<(), Reply> {
+        self.inner().mail(session, from, params).await
+    }
+
+    /// See [`Handler::rcpt`].
+    async fn rcpt(
+        &self,
+        session: &SessionInfo,
+        envelope: &Envelope,
+        to: &ForwardPath<'static>,
+        params: &RcptParams<'static>,
+    ) -> Result<(), Reply> {
+        self.inner().rcpt(session, envelope, to, params).await
+    }
+
+    /// See [`Handler::data`].
+    async fn data(
+        &self,
+        session: &SessionInfo,
+        envelope: &Envelope,
+        body: Body,
+    ) -> Result<(), Reply> {
+        self.inner().data(session, envelope, body).await
+    }
+
+    /// See [`Handler::data_lmtp`].
+    async fn data_lmtp(
+        &self,
+        session: &SessionInfo,
+        envelope: &Envelope,
+        body: Body,
+    ) -> Vec<Result<(), Reply>> {
+        self.inner().data_lmtp(session, envelope, body).await
+    }
+
+    /// See [`Handler::vrfy`].
+    async fn vrfy(&self, session: &SessionInfo, arg: &str) -> Reply {
+        self.inner().vrfy(session, arg).await
+    }
+
+    /// See [`Handler::rset`].
+    async fn rset(&self, session: &SessionInfo) {
+        self.inner().rset(session).await;
+    }
+
+    /// See [`Handler::disconnect`].
+    async fn disconnect(&self, session: &SessionInfo) {
+        self.inner().disconnect(session).await;
+    }
+}
+
+#[async_trait]
+impl<D: Delegate> Handler for D {
+    async fn connect(&self, s: &SessionInfo) -> Result<(), Reply> {
+        Delegate::connect(self, s).await
+    }
+    async fn hello(&self, s: &SessionInfo, n: &str, c: &mut Vec<String>) -> Result<(), Reply> {
+        Delegate::hello(self, s, n, c).await
+    }
+    async fn auth(&self, s: &SessionInfo, c: &Credentials) -> Result<String, Reply> {
+        Delegate::auth(self, s, c).await
+    }
+    async fn mail(
+        &self,
+        s: &SessionInfo,
+        f: &ReversePath<'static>,
+        p: &MailParams<'static>,
+    ) -> Result<(), Reply> {
+        Delegate::mail(self, s, f, p).await
+    }
+    async fn rcpt(
+        &self,
+        s: &SessionInfo,
+        e: &Envelope,
+        t: &ForwardPath<'static>,
+        p: &RcptParams<'static>,
+    ) -> Result<(), Reply> {
+        Delegate::rcpt(self, s, e, t, p).await
+    }
+    async fn data(&self, s: &SessionInfo, e: &Envelope, b: Body) -> Result<(), Reply> {
+        Delegate::data(self, s, e, b).await
+    }
+    async fn data_lmtp(&self, s: &SessionInfo, e: &Envelope, b: Body) -> Vec<Result<(), Reply>> {
+        Delegate::data_lmtp(self, s, e, b).await
+    }
+    async fn vrfy(&self, s: &SessionInfo, a: &str) -> Reply {
+        Delegate::vrfy(self, s, a).await
+    }
+    async fn rset(&self, s: &SessionInfo) {
+        Delegate::rset(self, s).await;
+    }
+    async fn disconnect(&self, s: &SessionInfo) {
+        Delegate::disconnect(self, s).await;
+    }
+}

@@ -56,7 +56,7 @@ pub use async_trait::async_trait;
 pub use blackhole::Blackhole;
 pub use body::{Body, Message};
 pub use error::{BodyError, Error};
-pub use handler::{Handler, SessionInfo, TlsInfo, VRFY_CANNOT};
+pub use handler::{Delegate, Handler, SessionInfo, TlsInfo, VRFY_CANNOT};
 pub use handlers::{
     Accounts, Debugging, Maildir, Memory, Sink, Stored, received_header, rfc5322_date,
 };

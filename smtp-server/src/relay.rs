@@ -239,7 +239,7 @@ impl Stuffer {
 ///
 /// Each client session has its own upstream connection, opened at its first MAIL and kept
 /// for its next transactions. The methods of [`Handler`] are the steps, and can be called by
-/// a handler that wraps the relay to change what is relayed:
+/// a handler that wraps the relay (a [`Delegate`](crate::Delegate)) to change what is relayed:
 ///
 /// - change the recipients: keep a recipient from the upstream by answering its `rcpt`
 ///   yourself, add one by calling [`Handler::rcpt`] on the relay (before `data`);
@@ -248,19 +248,17 @@ impl Stuffer {
 ///   the relay so that the upstream forgets the transaction.
 ///
 /// ```
-/// use smtp_server::{async_trait, Body, Handler, Relay, SessionInfo};
-/// use smtp_server::smtp_proto::{Envelope, ForwardPath, Mailbox, MailParams, RcptParams, Reply,
-///     ReversePath};
+/// use smtp_server::{async_trait, Body, Delegate, Handler, Relay, SessionInfo};
+/// use smtp_server::smtp_proto::{Envelope, ForwardPath, Mailbox, RcptParams, Reply};
 ///
 /// /// Sends mail for `archive@example.com` to the archive instead, and drops mail whose subject
-/// /// says "spam".
+/// /// says "spam"; everything else is the relay's.
 /// struct Rewrite(Relay);
 ///
 /// #[async_trait]
-/// impl Handler for Rewrite {
-///     async fn mail(&self, s: &SessionInfo, from: &ReversePath<'static>, p: &MailParams<'static>)
-///         -> Result<(), Reply> {
-///         self.0.mail(s, from, p).await
+/// impl Delegate for Rewrite {
+///     fn inner(&self) -> &dyn Handler {
+///         &self.0
 ///     }
 ///     async fn rcpt(&self, s: &SessionInfo, e: &Envelope, to: &ForwardPath<'static>,
 ///         p: &RcptParams<'static>) -> Result<(), Reply> {
@@ -280,12 +278,6 @@ impl Stuffer {
 ///             return Ok(()); // accepted, and dropped
 ///         }
 ///         self.0.data(s, e, Body::from(message)).await
-///     }
-///     async fn rset(&self, s: &SessionInfo) {
-///         self.0.rset(s).await
-///     }
-///     async fn disconnect(&self, s: &SessionInfo) {
-///         self.0.disconnect(s).await
 ///     }
 /// }
 /// let handler = Rewrite(Relay::new("127.0.0.1:25").hostname("relay.example.com"));

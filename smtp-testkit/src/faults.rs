@@ -6,7 +6,7 @@ use std::time::Duration;
 use smtp_proto::{
     EnhancedStatus, Envelope, ForwardPath, MailParams, RcptParams, Reply, ReversePath,
 };
-use smtp_server::{Body, Handler, SessionInfo, async_trait};
+use smtp_server::{Body, Delegate, Handler, SessionInfo, async_trait};
 
 /// A point of the transaction where a fault applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -175,26 +175,9 @@ impl<H: Handler> FaultHandler<H> {
 }
 
 #[async_trait]
-impl<H: Handler> Handler for FaultHandler<H> {
-    async fn connect(&self, session: &SessionInfo) -> Result<(), Reply> {
-        self.inner.connect(session).await
-    }
-
-    async fn hello(
-        &self,
-        session: &SessionInfo,
-        name: &str,
-        caps: &mut Vec<String>,
-    ) -> Result<(), Reply> {
-        self.inner.hello(session, name, caps).await
-    }
-
-    async fn auth(
-        &self,
-        session: &SessionInfo,
-        credentials: &smtp_proto::Credentials,
-    ) -> Result<String, Reply> {
-        self.inner.auth(session, credentials).await
+impl<H: Handler> Delegate for FaultHandler<H> {
+    fn inner(&self) -> &dyn Handler {
+        &self.inner
     }
 
     async fn mail(
@@ -273,16 +256,15 @@ impl<H: Handler> Handler for FaultHandler<H> {
         Ok(())
     }
 
-    async fn vrfy(&self, session: &SessionInfo, arg: &str) -> Reply {
-        self.inner.vrfy(session, arg).await
-    }
-
-    async fn rset(&self, session: &SessionInfo) {
-        self.inner.rset(session).await;
-    }
-
-    async fn disconnect(&self, session: &SessionInfo) {
-        self.inner.disconnect(session).await;
+    /// LMTP messages meet the same faults; the result is every recipient's.
+    async fn data_lmtp(
+        &self,
+        session: &SessionInfo,
+        envelope: &Envelope,
+        body: Body,
+    ) -> Vec<Result<(), Reply>> {
+        let result = Delegate::data(self, session, envelope, body).await;
+        vec![result; envelope.recipients.len()]
     }
 }
 

@@ -20,17 +20,16 @@
 //! \[critical\]*        => oncall@example.com
 //! ```
 //!
-//! It is a wrapper around [`Relay`]: it answers RCPT for the special address itself instead of
-//! passing it on, and, for a message that was sent to that address, reads it, adds the rule
-//! recipients to the upstream transaction and relays the message it read.
+//! It is a [`Delegate`] around [`Relay`]: it answers RCPT for the special address itself instead
+//! of passing it on, and, for a message that was sent to that address, reads it, adds the rule
+//! recipients to the upstream transaction and relays the message it read. Everything else is
+//! the relay's.
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 
-use smtp_server::smtp_proto::{
-    Envelope, ForwardPath, MailParams, Mailbox, RcptParams, Reply, ReversePath,
-};
-use smtp_server::{Body, Handler, Relay, Server, SessionInfo, async_trait};
+use smtp_server::smtp_proto::{Envelope, ForwardPath, Mailbox, RcptParams, Reply};
+use smtp_server::{Body, Delegate, Handler, Relay, Server, SessionInfo, async_trait};
 use wildmatch::WildMatch;
 
 /// One line of the rules file.
@@ -135,15 +134,13 @@ impl Mail2Alert {
     }
 }
 
+/// MAIL, RSET and the end of the session go to the relay as they are (the defaults of
+/// [`Delegate`]); RCPT and the message are looked at first. (In LMTP, `data_lmtp` would need
+/// the same treatment as `data`; this proxy speaks SMTP.)
 #[async_trait]
-impl Handler for Mail2Alert {
-    async fn mail(
-        &self,
-        s: &SessionInfo,
-        from: &ReversePath<'static>,
-        params: &MailParams<'static>,
-    ) -> Result<(), Reply> {
-        self.relay.mail(s, from, params).await
+impl Delegate for Mail2Alert {
+    fn inner(&self) -> &dyn Handler {
+        &self.relay
     }
 
     async fn rcpt(
@@ -166,14 +163,6 @@ impl Handler for Mail2Alert {
             // Not an alert: streamed to the upstream as it arrives.
             self.relay.data(s, env, body).await
         }
-    }
-
-    async fn rset(&self, s: &SessionInfo) {
-        self.relay.rset(s).await;
-    }
-
-    async fn disconnect(&self, s: &SessionInfo) {
-        self.relay.disconnect(s).await;
     }
 }
 

@@ -17,11 +17,9 @@ use std::sync::Arc;
 use clap::{ArgAction, Parser};
 use settings::{HandlerSpec, ListenerSpec, Profile, RelayTls, Settings};
 use smtp_server::blackhole::Blackhole;
-use smtp_server::smtp_proto::{
-    Config, Credentials, Envelope, ForwardPath, MailParams, RcptParams, Reply, ReversePath,
-};
+use smtp_server::smtp_proto::{Config, Credentials, Reply};
 use smtp_server::{
-    Accounts, Body, Debugging, Handler, Listen, Maildir, Relay, Server, SessionInfo, Sink,
+    Accounts, Debugging, Delegate, Handler, Listen, Maildir, Relay, Server, SessionInfo, Sink,
     async_trait, load_pem_files,
 };
 
@@ -187,49 +185,13 @@ struct Program {
 }
 
 #[async_trait]
-impl Handler for Program {
-    async fn connect(&self, s: &SessionInfo) -> Result<(), Reply> {
-        self.inner.connect(s).await
+impl Delegate for Program {
+    fn inner(&self) -> &dyn Handler {
+        &*self.inner
     }
-    async fn hello(
-        &self,
-        s: &SessionInfo,
-        name: &str,
-        caps: &mut Vec<String>,
-    ) -> Result<(), Reply> {
-        self.inner.hello(s, name, caps).await
-    }
+
     async fn auth(&self, _: &SessionInfo, c: &Credentials) -> Result<String, Reply> {
         self.accounts.verify(c)
-    }
-    async fn mail(
-        &self,
-        s: &SessionInfo,
-        f: &ReversePath<'static>,
-        p: &MailParams<'static>,
-    ) -> Result<(), Reply> {
-        self.inner.mail(s, f, p).await
-    }
-    async fn rcpt(
-        &self,
-        s: &SessionInfo,
-        e: &Envelope,
-        t: &ForwardPath<'static>,
-        p: &RcptParams<'static>,
-    ) -> Result<(), Reply> {
-        self.inner.rcpt(s, e, t, p).await
-    }
-    async fn data(&self, s: &SessionInfo, e: &Envelope, b: Body) -> Result<(), Reply> {
-        self.inner.data(s, e, b).await
-    }
-    async fn data_lmtp(&self, s: &SessionInfo, e: &Envelope, b: Body) -> Vec<Result<(), Reply>> {
-        self.inner.data_lmtp(s, e, b).await
-    }
-    async fn rset(&self, s: &SessionInfo) {
-        self.inner.rset(s).await;
-    }
-    async fn disconnect(&self, s: &SessionInfo) {
-        self.inner.disconnect(s).await;
     }
 }
 
