@@ -270,3 +270,42 @@ async fn relay_uses_tls_to_the_upstream() {
     bare.shutdown().await.unwrap();
     up.shutdown().await.unwrap();
 }
+
+/// Refuses `nobody@`; everything else is the inner Memory's.
+struct RefuseNobody(Memory);
+
+#[async_trait]
+impl smtp_server::Delegate for RefuseNobody {
+    fn inner(&self) -> &dyn Handler {
+        &self.0
+    }
+    async fn rcpt(
+        &self,
+        s: &SessionInfo,
+        e: &Envelope,
+        to: &ForwardPath<'static>,
+        p: &RcptParams<'static>,
+    ) -> Result<(), Reply> {
+        if to.to_string().starts_with("<nobody@") {
+            return Err(Reply::new(550, Some(EnhancedStatus::new(5, 1, 1)), "No"));
+        }
+        self.0.rcpt(s, e, to, p).await
+    }
+}
+
+#[tokio::test]
+async fn delegate_overrides_only_what_it_names() {
+    let store = Memory::new();
+    let server = common::spawn(RefuseNobody(store.clone())).await;
+    let codes = transaction(
+        server.local_addr(),
+        &["nobody@example.net", "somebody@example.net"],
+        "Subject: d\r\n\r\nx\r\n",
+    )
+    .await;
+    assert_eq!(codes, [220, 250, 250, 550, 250, 354, 250, 221]);
+    // The message went to the inner handler, with the one accepted recipient.
+    let stored = store.wait_for(1).await;
+    assert_eq!(stored[0].envelope.recipients.len(), 1);
+    server.shutdown().await.unwrap();
+}
