@@ -25,10 +25,10 @@ const HEADER_LIMIT: usize = 64 * 1024;
 pub enum Mode {
     /// `250`: accepted (and thrown away).
     Accept,
-    /// A permanent refusal, `550 5.7.1` unless another 5xx reply is chosen.
+    /// A refusal: `550 5.7.1`, or one of the chosen codes ([`Blackhole::codes`]; 4xx and 5xx
+    /// may be mixed, as Blackhole's own bounce mode does).
     Bounce,
-    /// A temporary refusal, `451 4.3.0` unless another 4xx reply is chosen: the sender must
-    /// retry.
+    /// A temporary refusal: `451 4.3.0`, or one of the chosen 4xx codes. The sender must retry.
     TempFail,
     /// Accept or bounce, one chance in two each (seed it with [`Blackhole::seed`] to repeat
     /// a run).
@@ -220,6 +220,8 @@ pub fn refusal(code: u16) -> Result<Reply, InvalidSetting> {
 struct Decision {
     mode: Mode,
     delay: Duration,
+    /// The refusal, unless the mode is accept.
+    refusal: Option<Reply>,
 }
 
 /// Accepts or refuses every message and never delivers it: a server to test senders against
@@ -249,7 +251,7 @@ struct Decision {
 #[derive(Debug)]
 pub struct Blackhole {
     mode: Mode,
-    refusal: Option<Reply>,
+    refusals: Vec<Reply>,
     delay: Option<Delay>,
     switches: bool,
     max_switch_delay: Duration,
@@ -267,7 +269,7 @@ impl Blackhole {
     pub fn new(mode: Mode) -> Self {
         Self {
             mode,
-            refusal: None,
+            refusals: Vec::new(),
             delay: None,
             switches: true,
             max_switch_delay: Duration::from_secs(60),
@@ -295,17 +297,27 @@ impl Blackhole {
         self.mode
     }
 
-    /// The refusal to give when refusing, instead of `550 5.7.1` (bounce, random) or
-    /// `451 4.3.0` (tempfail). A 4xx reply is used by the tempfail mode and a 5xx reply by
-    /// the others; a message switched to the other kind gets that kind's default.
-    pub fn refusal(mut self, reply: Reply) -> Self {
-        self.refusal = Some(reply);
+    /// The refusals to choose from, one at random per refused message, instead of
+    /// `550 5.7.1`: bounce (and random, when it refuses) uses any of them, tempfail only the
+    /// 4xx ones (`451 4.3.0` if there is none).
+    pub fn refusals(mut self, replies: impl IntoIterator<Item = Reply>) -> Self {
+        self.refusals = replies.into_iter().collect();
         self
     }
 
-    /// [`Blackhole::refusal`] from an SMTP code (see [`refusal`](fn@refusal)).
+    /// [`Blackhole::refusals`] from SMTP codes (see [`refusal`](fn@refusal)); Blackhole's own
+    /// bounce mode is `codes(&[450, 451, 452, 458, 521, 550, 551, 552, 553])`.
+    pub fn codes(self, codes: &[u16]) -> Result<Self, InvalidSetting> {
+        let replies = codes
+            .iter()
+            .map(|&c| refusal(c))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(self.refusals(replies))
+    }
+
+    /// One refusal code: [`Blackhole::codes`] with one code.
     pub fn code(self, code: u16) -> Result<Self, InvalidSetting> {
-        Ok(self.refusal(refusal(code)?))
+        self.codes(&[code])
     }
 
     /// Waits this long after the end of each message before answering it.
@@ -354,20 +366,28 @@ impl Blackhole {
             };
         }
         let delay = delay.map_or(Duration::ZERO, |d| d.pick(&mut rng));
-        Decision { mode, delay }
+        let refusal = self.refusal_for(mode, &mut rng);
+        Decision {
+            mode,
+            delay,
+            refusal,
+        }
     }
 
-    fn answer(&self, mode: Mode) -> Result<(), Reply> {
-        let permanent = match mode {
-            Mode::Accept => return Ok(()),
-            Mode::TempFail => false,
-            Mode::Bounce | Mode::Random => true,
+    /// The refusal for a message answered in `mode` (none for accept).
+    fn refusal_for(&self, mode: Mode, rng: &mut fastrand::Rng) -> Option<Reply> {
+        let (candidates, default): (Vec<&Reply>, u16) = match mode {
+            Mode::Accept => return None,
+            Mode::TempFail => (
+                self.refusals.iter().filter(|r| r.code() < 500).collect(),
+                451,
+            ),
+            Mode::Bounce | Mode::Random => (self.refusals.iter().collect(), 550),
         };
-        match &self.refusal {
-            Some(r) if (r.code() >= 500) == permanent => Err(r.clone()),
-            _ if permanent => Err(refusal(550).unwrap_or(Reply::LOCAL_ERROR)),
-            _ => Err(refusal(451).unwrap_or(Reply::LOCAL_ERROR)),
-        }
+        Some(match rng.choice(candidates) {
+            Some(r) => r.clone(),
+            None => refusal(default).unwrap_or(Reply::LOCAL_ERROR),
+        })
     }
 }
 
@@ -422,7 +442,7 @@ impl Handler for Blackhole {
         if !decision.delay.is_zero() {
             tokio::time::sleep(decision.delay).await;
         }
-        self.answer(decision.mode)
+        decision.refusal.map_or(Ok(()), Err)
     }
 }
 
@@ -467,7 +487,8 @@ mod tests {
             d,
             Decision {
                 mode: Mode::Accept,
-                delay: Duration::ZERO
+                delay: Duration::ZERO,
+                refusal: None,
             }
         );
     }
@@ -505,14 +526,29 @@ mod tests {
 
     #[test]
     fn refusal_codes() {
+        let code =
+            |b: &Blackhole, header: &str| b.decide(header.as_bytes()).refusal.map(|r| r.code());
+        let tempfail = "X-Blackhole-Mode: tempfail\r\n\r\n";
         let b = Blackhole::bounce();
-        assert_eq!(b.answer(Mode::Bounce).unwrap_err().code(), 550);
-        assert_eq!(b.answer(Mode::TempFail).unwrap_err().code(), 451);
+        assert_eq!(code(&b, ""), Some(550));
+        assert_eq!(code(&b, tempfail), Some(451));
+        assert_eq!(code(&Blackhole::accept(), ""), None);
         let b = Blackhole::bounce().code(554).unwrap();
-        assert_eq!(b.answer(Mode::Bounce).unwrap_err().code(), 554);
-        assert_eq!(b.answer(Mode::TempFail).unwrap_err().code(), 451);
+        assert_eq!(code(&b, ""), Some(554));
+        assert_eq!(code(&b, tempfail), Some(451), "no 4xx chosen: the default");
+        let b = Blackhole::bounce().code(421).unwrap();
+        assert_eq!(
+            code(&b, ""),
+            Some(421),
+            "a bounce may be temporary if asked"
+        );
         let b = Blackhole::tempfail().code(452).unwrap();
-        assert_eq!(b.answer(Mode::TempFail).unwrap_err().code(), 452);
+        assert_eq!(code(&b, ""), Some(452));
+        // Several codes: each refusal picks one (seeded); tempfail only the 4xx ones.
+        let b = Blackhole::bounce().codes(&[450, 554, 521]).unwrap().seed(9);
+        let seen: std::collections::BTreeSet<_> = (0..60).filter_map(|_| code(&b, "")).collect();
+        assert_eq!(seen.into_iter().collect::<Vec<_>>(), [450, 521, 554]);
+        assert!((0..20).all(|_| code(&b, tempfail) == Some(450)));
         for bad in [0, 250, 354, 399, 460, 571, 600] {
             assert!(refusal(bad).is_err(), "{bad}");
         }

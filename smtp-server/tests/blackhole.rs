@@ -21,6 +21,7 @@ async fn modes_and_codes() {
         (Blackhole::bounce().code(554).unwrap(), 554),
         (Blackhole::tempfail(), 451),
         (Blackhole::tempfail().code(452).unwrap(), 452),
+        (Blackhole::bounce().code(421).unwrap(), 421),
     ];
     for (handler, want) in cases {
         let mode = handler.mode();
@@ -29,6 +30,18 @@ async fn modes_and_codes() {
         assert_eq!(code, want, "mode {mode}");
         server.shutdown().await.unwrap();
     }
+}
+
+/// Several codes: one per refused message, from the set (Blackhole's own bounce mode).
+#[tokio::test]
+async fn several_refusal_codes() {
+    let server = common::spawn(Blackhole::bounce().codes(&[450, 451, 552]).unwrap().seed(4)).await;
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..24 {
+        seen.insert(send_mail(server.local_addr().port(), "").await.0);
+    }
+    assert_eq!(seen.into_iter().collect::<Vec<_>>(), [450, 451, 552]);
+    server.shutdown().await.unwrap();
 }
 
 /// The same seed gives the same answers for the same messages, run after run.

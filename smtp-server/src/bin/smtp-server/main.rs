@@ -43,8 +43,9 @@ struct Args {
     /// tempfail, random).
     #[arg(long, value_name = "SECS|MIN,MAX")]
     delay: Option<String>,
-    /// The refusal code of bounce, tempfail and random (such as 550, 554, 451, 452).
-    #[arg(long, value_name = "CODE")]
+    /// Refusal codes of bounce, tempfail and random, one picked per message (such as 554, or
+    /// 450,451,550; tempfail uses the 4xx ones).
+    #[arg(long, value_name = "CODE[,CODE]...")]
     code: Option<String>,
     /// Seed for random and delay ranges, to repeat a run.
     #[arg(long, value_name = "N")]
@@ -227,8 +228,8 @@ fn build_handler(
             if let Some(d) = p.delay {
                 b = b.delay(d);
             }
-            if let Some(code) = p.code {
-                b = b.code(code).map_err(|e| e.to_string())?;
+            if let Some(codes) = &p.code {
+                b = b.codes(codes).map_err(|e| e.to_string())?;
             }
             if let Some(seed) = p.seed {
                 b = b.seed(seed);
@@ -401,9 +402,20 @@ async fn run(s: Settings) -> Result<(), String> {
             ));
         }
         let hostname = p.hostname.clone().unwrap_or_else(|| "localhost".into());
+        // Only what build_handler reads.
         let key = format!(
             "{:?}",
-            (&p.handler, p.delay, p.code, p.seed, p.switches, &hostname)
+            Profile {
+                handler: p.handler.clone(),
+                hostname: Some(hostname.clone()),
+                delay: p.delay,
+                code: p.code.clone(),
+                seed: p.seed,
+                switches: p.switches,
+                relay_tls: p.relay_tls,
+                relay_ca: p.relay_ca.clone(),
+                ..Profile::default()
+            }
         );
         let inner = match handlers.get(&key) {
             Some(h) => Arc::clone(h),

@@ -45,7 +45,8 @@ pub(crate) struct Profile {
     pub(crate) hostname: Option<String>,
     pub(crate) handler: Option<HandlerSpec>,
     pub(crate) delay: Option<Delay>,
-    pub(crate) code: Option<u16>,
+    /// Refusal codes, one picked per refused message.
+    pub(crate) code: Option<Vec<u16>>,
     pub(crate) seed: Option<u64>,
     pub(crate) switches: Option<bool>,
     pub(crate) implicit_tls: Option<bool>,
@@ -105,9 +106,14 @@ impl Profile {
                 )
             }
             "code" | "bounce_code" => {
-                let code = number(key, value)?;
-                blackhole::refusal(code).map_err(|e| e.to_string())?;
-                self.code = Some(code);
+                let codes = value
+                    .split(',')
+                    .map(|c| number(key, c))
+                    .collect::<Result<Vec<u16>, _>>()?;
+                for &c in &codes {
+                    blackhole::refusal(c).map_err(|e| e.to_string())?;
+                }
+                self.code = Some(codes);
             }
             "seed" => self.seed = Some(number(key, value)?),
             "switches" => self.switches = flag(value)?,
@@ -174,8 +180,9 @@ pub(crate) struct ListenerSpec {
 }
 
 impl ListenerSpec {
-    /// `HOST:PORT[,key=value]...`; a bare key is `key=true`, and a number right after
-    /// `delay=MIN` is its maximum (`delay=1,3`), as Blackhole writes a range.
+    /// `HOST:PORT[,key=value]...`; a bare key is `key=true`, a number right after
+    /// `delay=MIN` is its maximum (`delay=1,3`), as Blackhole writes a range, and numbers
+    /// after `code=` are more codes (`code=450,550`).
     pub(crate) fn parse(spec: &str) -> Result<Self, String> {
         let mut parts = spec.split(',').map(str::trim);
         let address = parts.next().unwrap_or_default().to_string();
@@ -189,7 +196,8 @@ impl ListenerSpec {
             match part.split_once('=') {
                 Some((k, v)) => pairs.push((k.trim().to_string(), v.trim().to_string())),
                 None => match pairs.last_mut() {
-                    Some((k, v)) if k == "delay" && !v.contains(',') => {
+                    // A range's maximum, or one more refusal code.
+                    Some((k, v)) if (k == "delay" && !v.contains(',')) || k == "code" => {
                         v.push(',');
                         v.push_str(part);
                     }
@@ -344,8 +352,11 @@ mod tests {
         assert_eq!(l.address, "[::1]:2465");
         assert_eq!(l.profile.implicit_tls, Some(true));
         assert_eq!(l.profile.delay, Some("1,3".parse().unwrap()));
-        assert_eq!(l.profile.code, Some(452));
+        assert_eq!(l.profile.code, Some(vec![452]));
         assert_eq!(l.profile.name.as_deref(), Some("tls"));
+        let l = ListenerSpec::parse("127.0.0.1:1,mode=bounce,code=450,451,550,delay=1,2").unwrap();
+        assert_eq!(l.profile.code, Some(vec![450, 451, 550]));
+        assert_eq!(l.profile.delay, Some("1,2".parse().unwrap()));
 
         let l =
             ListenerSpec::parse("127.0.0.1:2587,handler=maildir:/tmp/m,auth_required=yes").unwrap();
@@ -412,7 +423,7 @@ mod tests {
         );
         let bounce = s.listeners[1].profile.over(&s.defaults);
         assert_eq!(bounce.handler, Some(HandlerSpec::Blackhole(Mode::Bounce)));
-        assert_eq!((bounce.code, bounce.seed), (Some(554), Some(7)));
+        assert_eq!((bounce.code, bounce.seed), (Some(vec![554]), Some(7)));
         assert_eq!(s.listeners[2].profile.implicit_tls, Some(true));
 
         for bad in [
