@@ -8,12 +8,6 @@
 use std::borrow::Cow;
 use std::fmt::{self, Write as _};
 
-use nom::Parser;
-use nom::bytes::complete::take_while1;
-use nom::character::complete::char;
-use nom::combinator::{all_consuming, opt};
-use nom::sequence::preceded;
-
 use crate::error::ParseError;
 
 /// `BODY=` (RFC 6152 2, RFC 3030 3).
@@ -112,30 +106,26 @@ fn each_param<'a>(
     mut f: impl FnMut(&'a str, Option<&'a str>) -> Result<(), ParseError>,
     usage: &'static str,
 ) -> Result<(), ParseError> {
-    let keyword = take_while1(|b: u8| b.is_ascii_alphanumeric() || b == b'-');
-    // Any visible character but `=`, or UTF-8.
-    let value = take_while1(|b: u8| b > b' ' && b != b'=' && b != 0x7f);
-    let mut param = all_consuming((keyword, opt(preceded(char('='), value))));
-    let mut rest = s;
-    while !rest.is_empty() {
-        let end = memchr::memchr(b' ', rest.as_bytes()).unwrap_or(rest.len());
-        let word = &rest[..end];
-        rest = &rest[(end + 1).min(rest.len())..];
-        if word.is_empty() {
-            continue;
-        }
-        let (_, (k, v)) = param
-            .parse(word.as_bytes())
-            .map_err(|_: nom::Err<nom::error::Error<&[u8]>>| ParseError::Syntax { usage })?;
-        if k.starts_with(b"-") {
-            return Err(ParseError::Syntax { usage });
-        }
-        // Both parts end at ASCII delimiters of a valid UTF-8 word.
-        let k = &word[..k.len()];
-        let v = v.map(|v| &word[word.len() - v.len()..]);
+    for word in s.split(' ').filter(|w| !w.is_empty()) {
+        let (k, v) = esmtp_param(word).ok_or(ParseError::Syntax { usage })?;
         f(k, v)?;
     }
     Ok(())
+}
+
+/// `esmtp-keyword ["=" esmtp-value]` (RFC 5321 4.1.2): the keyword is alphanumeric or `-`,
+/// not starting with `-`; the value is any visible character but `=`, or UTF-8 (RFC 6531).
+fn esmtp_param(word: &str) -> Option<(&str, Option<&str>)> {
+    let (k, v) = match word.split_once('=') {
+        Some((k, v)) => (k, Some(v)),
+        None => (word, None),
+    };
+    let keyword_ok = !k.is_empty()
+        && !k.starts_with('-')
+        && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    let value_ok =
+        v.is_none_or(|v| !v.is_empty() && v.bytes().all(|b| b > b' ' && b != b'=' && b != 0x7f));
+    (keyword_ok && value_ok).then_some((k, v))
 }
 
 fn set<T>(slot: &mut Option<T>, value: T, name: &'static str) -> Result<(), ParseError> {
