@@ -50,7 +50,7 @@ async fn setup(name: &str) -> Setup {
     let mut proxy = Command::new(env!("CARGO_BIN_EXE_mail2alert"))
         .args(["--listen", "127.0.0.1:0", "--address", "Alerts@Example.com"])
         .arg("--upstream")
-        .arg(upstream.local_addr().to_string())
+        .arg(upstream.local_addr().unwrap().to_string())
         .arg("--rules")
         .arg(&rules)
         .stderr(Stdio::piped())
@@ -145,7 +145,7 @@ async fn other_mail_is_relayed_byte_for_byte() {
     // What the upstream stores when lettre talks to it directly (lettre puts a CRLF of its own
     // before the final dot, so the content gains a CRLF either way) ...
     send_to(
-        s.upstream.local_addr().port(),
+        s.upstream.local_addr().unwrap().port(),
         "x@example.com",
         &["y@example.net"],
         &raw,

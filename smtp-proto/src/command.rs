@@ -247,7 +247,9 @@ impl<'a> Command<'a> {
         let (_, (size, last)) = all_consuming((size, last))
             .parse(args)
             .map_err(|_: nom::Err<nom::error::Error<&str>>| usage)?;
-        let size = size.parse().map_err(|_| usage)?;
+        // Twenty digits past 2^64: a chunk larger than any limit, refused with 552 and
+        // drained, rather than a syntax error after which its bytes would be read as commands.
+        let size = size.parse().unwrap_or(u64::MAX);
         Ok(Self::Bdat {
             size,
             last: last.is_some(),
@@ -526,7 +528,9 @@ mod tests {
             ("BDAT 1000", ok("BDAT 1000")),
             ("bdat 5 last", ok("BDAT 5 LAST")),
             ("BDAT 9223372036854775808", ok("BDAT 9223372036854775808")),
-            ("BDAT 18446744073709551616", err(501, "5.5.4")),
+            // Over 64 bits: larger than any limit (552 and drained by the session), not 501.
+            ("BDAT 18446744073709551616", ok("BDAT 18446744073709551615")),
+            ("BDAT 123456789012345678901", err(501, "5.5.4")),
             ("BDAT", err(501, "5.5.4")),
             ("BDAT x", err(501, "5.5.4")),
             ("BDAT -1", err(501, "5.5.4")),

@@ -142,8 +142,9 @@ impl Default for Timeouts {
 pub struct Config {
     /// The server's name, in the greeting and the EHLO reply.
     pub hostname: String,
-    /// Text after the hostname in the 220 greeting.
-    pub greeting: String,
+    /// Text after the hostname in the 220 greeting; `None` says `ESMTP ready`, or
+    /// `LMTP ready` in LMTP mode.
+    pub greeting: Option<String>,
     /// SMTP or LMTP.
     pub mode: Mode,
     /// Announced extensions.
@@ -169,7 +170,7 @@ impl Config {
     pub fn new(hostname: impl Into<String>) -> Self {
         Self {
             hostname: hostname.into(),
-            greeting: "ESMTP ready".into(),
+            greeting: None,
             mode: Mode::Smtp,
             extensions: Extensions::default(),
             limits: Limits::default(),

@@ -153,10 +153,14 @@ impl<'a> MailParams<'a> {
             |k, v| {
                 let is = |name: &str| k.eq_ignore_ascii_case(name);
                 if is("SIZE") {
-                    // RFC 1870 6: size-value = 1*20DIGIT.
+                    // RFC 1870 6: size-value = 1*20DIGIT. Twenty digits can exceed 64 bits:
+                    // such a size is valid syntax and over any limit, so it saturates (and is
+                    // then refused with 552, not 501).
                     let n = v
-                        .filter(|v| v.len() <= 20 && v.bytes().all(|b| b.is_ascii_digit()))
-                        .and_then(|v| v.parse().ok())
+                        .filter(|v| {
+                            (1..=20).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_digit())
+                        })
+                        .map(|v| v.parse().unwrap_or(u64::MAX))
                         .ok_or(ParseError::BadParameter("SIZE"))?;
                     set(&mut p.size, n, "SIZE")
                 } else if is("BODY") {
@@ -420,6 +424,17 @@ mod tests {
             p.to_string(),
             " SIZE=1000 BODY=8BITMIME SMTPUTF8 RET=HDRS ENVID=QQ+2B1 AUTH=<> REQUIRETLS"
         );
+        // RFC 1870 6: size-value = 1*20DIGIT; twenty digits past 2^64 are still a size
+        // (over any limit), not a syntax error.
+        for (text, size) in [
+            ("SIZE=0", 0),
+            ("SIZE=18446744073709551615", u64::MAX),
+            ("SIZE=18446744073709551616", u64::MAX),
+            ("SIZE=99999999999999999999", u64::MAX),
+            ("SIZE=00000000000000000042", 42),
+        ] {
+            assert_eq!(MailParams::parse(text).unwrap().size, Some(size), "{text}");
+        }
         let errors: &[(&str, ParseError)] = &[
             ("SIZE=", ParseError::Syntax { usage: MAIL_USAGE }),
             ("SIZE", ParseError::BadParameter("SIZE")),
@@ -428,10 +443,7 @@ mod tests {
                 "SIZE=123456789012345678901",
                 ParseError::BadParameter("SIZE"),
             ),
-            (
-                "SIZE=99999999999999999999",
-                ParseError::BadParameter("SIZE"),
-            ),
+            ("SIZE=-1", ParseError::BadParameter("SIZE")),
             ("SIZE=1 SIZE=2", ParseError::DuplicateParameter("SIZE")),
             ("BODY=9BIT", ParseError::BadParameter("BODY")),
             ("SMTPUTF8=yes", ParseError::BadParameter("SMTPUTF8")),

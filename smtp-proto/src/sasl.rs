@@ -143,6 +143,16 @@ impl Credentials {
             Self::Custom { identity, .. } => identity,
         }
     }
+
+    /// The identity the client asks to act as (PLAIN's authorization identity, RFC 4616 2),
+    /// when it differs from the user name. A server grants it only by policy: the
+    /// `smtp-server` driver refuses it unless the handler's answer is that identity.
+    pub fn authzid(&self) -> Option<&str> {
+        match self {
+            Self::Plain(p) => p.authzid.as_deref().filter(|z| *z != p.authcid),
+            _ => None,
+        }
+    }
 }
 
 impl std::fmt::Debug for Credentials {

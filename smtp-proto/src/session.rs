@@ -246,6 +246,8 @@ pub struct Session {
     messages: u32,
     command_counts: [u32; VERBS.len()],
     shutting_down: bool,
+    /// Protocol lines for a log, when asked for ([`Session::record_transcript`]).
+    transcript: Option<VecDeque<String>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -287,6 +289,7 @@ impl Session {
             messages: 0,
             command_counts: [0; VERBS.len()],
             shutting_down: false,
+            transcript: None,
         };
         if proxy_first {
             s.phase = Phase::Proxy;
@@ -390,6 +393,27 @@ impl Session {
         }
     }
 
+    /// Starts (or stops) keeping a transcript of the client's protocol lines for a log:
+    /// command lines as sent, except that AUTH exchanges are redacted (`AUTH PLAIN ***`, each
+    /// continuation line `***`) and message content is left out (`DATA: 1024 bytes`). Off by
+    /// default: it costs an allocation per line.
+    pub fn record_transcript(&mut self, on: bool) {
+        self.transcript = on.then(VecDeque::new);
+    }
+
+    /// The next transcript line, in order, once [`record_transcript`](Self::record_transcript)
+    /// was turned on.
+    #[must_use]
+    pub fn poll_transcript(&mut self) -> Option<String> {
+        self.transcript.as_mut()?.pop_front()
+    }
+
+    fn note(&mut self, line: impl FnOnce() -> String) {
+        if let Some(t) = &mut self.transcript {
+            t.push_back(line());
+        }
+    }
+
     // ----- inputs -----
 
     /// Feeds bytes the client sent. Returns how many were consumed, and message content when
@@ -431,14 +455,17 @@ impl Session {
                         pos += consumed;
                         self.activity = now;
                         if matches!(self.phase, Phase::Auth(_)) {
+                            self.note(|| "***".to_string());
                             self.auth_line(line);
                         } else {
+                            self.note(|| redacted(line));
                             self.command(line);
                         }
                     }
                     Framed::TooLong { consumed } => {
                         pos += consumed;
                         self.activity = now;
+                        self.note(|| "(line too long, discarded)".to_string());
                         if matches!(self.phase, Phase::Auth(_)) {
                             self.end_auth();
                             self.error(Reply::AUTH_LINE_TOO_LONG);
@@ -464,8 +491,14 @@ impl Session {
                         self.activity = now;
                         self.phase = Phase::Command;
                         match result {
-                            Ok(size) => self.message_end(size),
-                            Err(e) => self.message_refused(e.reply(), Some(e), true),
+                            Ok(size) => {
+                                self.note(|| format!("DATA: {size} bytes"));
+                                self.message_end(size);
+                            }
+                            Err(e) => {
+                                self.note(|| format!("DATA: refused ({e})"));
+                                self.message_refused(e.reply(), Some(e), true)
+                            }
                         }
                     }
                     Decoded::NeedMore => {
@@ -566,7 +599,12 @@ impl Session {
         let reply = match &self.pending {
             None => return,
             Some(Pending::Connect) => {
-                let text = format!("{} {}", self.config.hostname, self.config.greeting);
+                let greeting = match (&self.config.greeting, self.config.mode) {
+                    (Some(text), _) => text.as_str(),
+                    (None, Mode::Smtp) => "ESMTP ready",
+                    (None, Mode::Lmtp) => "LMTP ready",
+                };
+                let text = format!("{} {greeting}", self.config.hostname);
                 Reply::new(220, None, text)
             }
             Some(Pending::Hello { .. }) => Reply::new(250, None, ""),
@@ -833,7 +871,9 @@ impl Session {
         {
             return self.error(Reply::STARTTLS_FIRST);
         }
-        // RFC 4954 6: with AUTH required, no transaction before it.
+        // RFC 4954 6: with AUTH required, no transaction before it. When AUTH is offered over
+        // TLS only and TLS is not active yet, the client's next step is STARTTLS: say so (as
+        // Postfix and aiosmtpd do), rather than ask for an AUTH it cannot send yet.
         if self.config.auth.required
             && self.authenticated.is_none()
             && matches!(
@@ -841,7 +881,13 @@ impl Session {
                 Command::Mail { .. } | Command::Rcpt { .. } | Command::Data | Command::Bdat { .. }
             )
         {
-            return self.error(Reply::AUTH_REQUIRED);
+            let needs_tls =
+                !self.tls && !self.config.auth.allow_insecure && self.config.tls.available;
+            return self.error(if needs_tls {
+                Reply::STARTTLS_FIRST
+            } else {
+                Reply::AUTH_REQUIRED
+            });
         }
         match cmd {
             Command::Helo { domain } => self.hello(HelloKind::Helo, &domain),
@@ -1189,5 +1235,132 @@ impl Session {
     fn end_auth(&mut self) {
         self.phase = Phase::Command;
         self.framer.set_max(self.config.limits.command_line);
+    }
+}
+
+/// A command line for a log: as sent, except that an AUTH command keeps only its mechanism
+/// (RFC 4954 4: the initial response carries the credentials).
+fn redacted(line: &[u8]) -> String {
+    let mut words = line.splitn(3, |&b| b == b' ');
+    let verb = words.next().unwrap_or_default();
+    if !verb.eq_ignore_ascii_case(b"AUTH") {
+        return String::from_utf8_lossy(line).into_owned();
+    }
+    let mut text = String::from_utf8_lossy(verb).into_owned();
+    match words.next() {
+        Some(m)
+            if !m.is_empty()
+                && m.len() <= 20
+                && m.iter()
+                    .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
+            text.push(' ');
+            text.push_str(&String::from_utf8_lossy(m));
+        }
+        Some(_) => text.push_str(" ***"),
+        None => return text,
+    }
+    if words.next().is_some() {
+        text.push_str(" ***");
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"EHLO client.example", "EHLO client.example"),
+            (
+                b"MAIL FROM:<a@b.example> SIZE=10",
+                "MAIL FROM:<a@b.example> SIZE=10",
+            ),
+            (b"AUTH PLAIN AGFubgBzZWNyZXQ=", "AUTH PLAIN ***"),
+            (b"auth plain AGFubgBzZWNyZXQ=", "auth plain ***"),
+            (b"AUTH LOGIN", "AUTH LOGIN"),
+            (b"AUTH LOGIN YW5u", "AUTH LOGIN ***"),
+            (b"AUTH AGFubgBzZWNyZXQ=AGFubgBzZWNyZXQ=", "AUTH ***"),
+            (b"AUTH", "AUTH"),
+            (b"AUTH  PLAIN x", "AUTH *** ***"),
+        ];
+        for (line, want) in cases {
+            assert_eq!(redacted(line), *want, "{:?}", String::from_utf8_lossy(line));
+        }
+    }
+
+    /// Drives a session that accepts every decision; returns the transcript.
+    fn transcript(config: Config, input: &[u8], bytewise: bool) -> Vec<String> {
+        let now = Instant::now();
+        let mut s = Session::new(Arc::new(config), now);
+        s.record_transcript(true);
+        let mut buf = Vec::new();
+        let chunks: Vec<&[u8]> = if bytewise {
+            input.chunks(1).collect()
+        } else {
+            vec![input]
+        };
+        let mut lines = Vec::new();
+        for chunk in chunks {
+            buf.extend_from_slice(chunk);
+            loop {
+                let mut decided = false;
+                while let Some(out) = s.poll_output() {
+                    if let Output::Event(e) = out {
+                        match e {
+                            Event::Auth { .. } => s.accept_auth(now, "ann".into()),
+                            _ => s.accept(now),
+                        }
+                        decided = true;
+                    }
+                }
+                let used = s.handle_input(now, &buf);
+                let (n, content) = (used.bytes, used.body.is_some());
+                buf.drain(..n);
+                if n == 0 && !content && !decided {
+                    break;
+                }
+            }
+            lines.extend(std::iter::from_fn(|| s.poll_transcript()));
+        }
+        lines
+    }
+
+    /// The transcript is for logs: no AUTH secret and no message content, fed whole or
+    /// one byte at a time.
+    #[test]
+    fn transcript_leaves_out_secrets_and_content() {
+        let mut config = Config::new("mx.example");
+        config.auth.mechanisms = vec!["PLAIN".into(), "LOGIN".into()];
+        config.auth.allow_insecure = true;
+        let input = b"EHLO c\r\nAUTH LOGIN\r\nYW5u\r\nc2VjcmV0\r\nRSET\r\n\
+            MAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\nDATA\r\nSecret body\r\n.\r\n\
+            MAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\nBDAT 9 LAST\r\nchunkbodyQUIT\r\n";
+        for bytewise in [false, true] {
+            let lines = transcript(config.clone(), input, bytewise);
+            assert_eq!(
+                lines,
+                [
+                    "EHLO c",
+                    "AUTH LOGIN",
+                    "***",
+                    "***",
+                    "RSET",
+                    "MAIL FROM:<a@b.example>",
+                    "RCPT TO:<c@d.example>",
+                    "DATA",
+                    "DATA: 13 bytes",
+                    "MAIL FROM:<a@b.example>",
+                    "RCPT TO:<c@d.example>",
+                    "BDAT 9 LAST",
+                    "QUIT",
+                ],
+                "bytewise: {bytewise}"
+            );
+        }
+        let lines = transcript(config, b"EHLO c\r\nAUTH PLAIN AGFubgBzZWNyZXQ=\r\n", false);
+        assert_eq!(lines, ["EHLO c", "AUTH PLAIN ***"]);
     }
 }

@@ -15,7 +15,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
-use tracing::{Instrument as _, debug, info_span, warn};
+use tracing::{Instrument as _, debug, info, info_span, warn};
 
 use crate::body::Body;
 use crate::error::BodyError;
@@ -93,8 +93,8 @@ pub(crate) struct ConnContext {
 
 /// How the message phase ended.
 enum MessageEnd {
-    /// The session waits for the decision on the whole message.
-    Complete,
+    /// The session waits for the decision on the whole message, of this many octets.
+    Complete { size: u64 },
     /// The session refused the message itself, or it was dropped.
     Aborted,
     /// The session is over.
@@ -108,6 +108,8 @@ where
 {
     let span = info_span!("smtp", id = info.id, peer = ?info.peer, listener = %info.listener);
     async move {
+        info!("connected");
+        info.lmtp = ctx.config.mode == Mode::Lmtp;
         let now = Instant::now();
         let stream = if ctx.implicit_tls {
             let Some(acceptor) = ctx.tls.clone() else {
@@ -117,20 +119,25 @@ where
             let deadline = tokio::time::Instant::from_std(now + ctx.config.timeouts.command);
             match tokio::time::timeout_at(deadline, acceptor.accept(io)).await {
                 Ok(Ok(tls)) => {
-                    info.tls = Some(crate::tls::info(tls.get_ref().1, true));
+                    let tls_info = crate::tls::info(tls.get_ref().1, true);
+                    info!(protocol = %tls_info.protocol, cipher = %tls_info.cipher, "TLS");
+                    info.tls = Some(tls_info);
                     Stream::Tls(Box::new(tls))
                 }
-                Ok(Err(e)) => return debug!("TLS handshake failed: {e}"),
-                Err(_) => return debug!("TLS handshake timed out"),
+                Ok(Err(e)) => return info!("TLS handshake failed: {e}"),
+                Err(_) => return info!("TLS handshake timed out"),
             }
         } else {
             Stream::Plain(io)
         };
-        let session = if ctx.implicit_tls {
+        let mut session = if ctx.implicit_tls {
             Session::new_tls(Arc::clone(&ctx.config), now)
         } else {
             Session::new(Arc::clone(&ctx.config), now)
         };
+        // Protocol lines at debug level: AUTH redacted and content left out by the session.
+        let transcript = tracing::enabled!(tracing::Level::DEBUG);
+        session.record_transcript(transcript);
         let mut conn = Conn {
             stream,
             session,
@@ -141,10 +148,11 @@ where
             ctx,
             closed: None,
             shutdown_seen: false,
+            transcript,
         };
         match conn.run().await {
-            Ok(()) => debug!(reason = ?conn.closed, "closed"),
-            Err(e) => debug!("connection error: {e}"),
+            Ok(()) => info!(reason = ?conn.closed, "closed"),
+            Err(e) => info!("closed: {e}"),
         }
         let _ = conn.stream.shutdown().await;
         let handler = Arc::clone(&conn.ctx.handler);
@@ -169,6 +177,30 @@ struct Conn<S> {
     /// How much to ask for next: doubles while reads fill it (message content), halves
     /// while they do not (commands).
     read_size: usize,
+    /// Log the session's transcript (debug level was on at connect).
+    transcript: bool,
+}
+
+/// Writes a reply (or a group of pipelined replies) and flushes it, within the command
+/// timeout: a client that stops reading is cut in every phase.
+async fn write_out<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    bytes: &[u8],
+    config: &Config,
+) -> io::Result<()> {
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        for line in String::from_utf8_lossy(bytes).lines() {
+            debug!("S: {line}");
+        }
+    }
+    let write = async {
+        stream.write_all(bytes).await?;
+        stream.flush().await
+    };
+    let deadline = Instant::now() + config.timeouts.command;
+    tokio::time::timeout_at(deadline.into(), write)
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the client stopped reading"))?
 }
 
 fn aborted() -> io::Error {
@@ -199,6 +231,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
                 .session
                 .handle_input(Instant::now(), &self.buf[self.pos..]);
             self.pos += used.bytes;
+            if self.transcript {
+                while let Some(line) = self.session.poll_transcript() {
+                    debug!("C: {line}");
+                }
+            }
             if used.bytes == 0 && used.body.is_none() {
                 if self.drain().await? {
                     return Ok(());
@@ -216,17 +253,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
             let event = match self.session.poll_output() {
                 None => return Ok(self.closed.is_some()),
                 Some(Output::Transmit(bytes)) => {
-                    if tracing::enabled!(tracing::Level::DEBUG) {
-                        tracing::debug!("S: {}", String::from_utf8_lossy(bytes).trim_end());
-                    }
-                    let write = async {
-                        self.stream.write_all(bytes).await?;
-                        self.stream.flush().await
-                    };
-                    let deadline = Instant::now() + self.ctx.config.timeouts.command;
-                    tokio::time::timeout_at(deadline.into(), write)
-                        .await
-                        .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+                    write_out(&mut self.stream, bytes, &self.ctx.config).await?;
                     continue;
                 }
                 Some(Output::Closed(reason)) => {
@@ -259,18 +286,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
             } => {
                 let r = guarded("hello", handler.hello(&self.info, &name, &mut capabilities)).await;
                 if matches!(r, Some(Ok(()))) {
+                    info!(name = %name, "hello");
                     self.session.set_capabilities(capabilities);
                     self.info.helo = Some(name);
                 }
                 self.decide(r);
             }
             Event::Auth { credentials } => {
-                match guarded("auth", handler.auth(&self.info, &credentials)).await {
+                let result = guarded("auth", handler.auth(&self.info, &credentials)).await;
+                // RFC 4616 2: a client that asks to act as another identity (PLAIN's authzid)
+                // gets it only if the handler grants exactly that identity; a handler that
+                // checks the credentials but ignores the request does not grant it.
+                let result = match (result, credentials.authzid()) {
+                    (Some(Ok(identity)), Some(asked)) if identity != asked => {
+                        info!(user = %identity, asked = %asked, "AUTH refused: not allowed to act as that identity");
+                        Some(Err(Reply::AUTH_INVALID))
+                    }
+                    (r, _) => r,
+                };
+                match result {
                     Some(Ok(identity)) => {
+                        info!(user = %identity, "authenticated");
                         self.info.auth = Some(identity.clone());
                         self.session.accept_auth(now, identity);
                     }
                     Some(Err(reply)) => {
+                        info!(code = reply.code(), "AUTH refused");
                         let delay = self.ctx.auth_failure_delay;
                         if !delay.is_zero() {
                             tokio::time::sleep(delay).await;
@@ -281,12 +322,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
                 }
             }
             Event::Mail { from, params } => {
-                debug!(from = %from, "MAIL");
                 let r = guarded("mail", handler.mail(&self.info, &from, &params)).await;
                 self.decide(r);
             }
             Event::Rcpt { to, params } => {
-                debug!(to = %to, "RCPT");
                 let envelope = self.session.envelope();
                 let r = guarded("rcpt", handler.rcpt(&self.info, envelope, &to, &params)).await;
                 self.decide(r);
@@ -322,6 +361,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
         let (tx, rx) = mpsc::channel(BODY_QUEUE);
         let body = Body::new(rx, self.ctx.config.limits.message_size);
         let envelope = self.session.envelope().clone();
+        let queue_id = crate::handler::queue_id();
+        self.info.queue_id = Some(queue_id.clone());
         let info = self.info.clone();
         let handler = Arc::clone(&self.ctx.handler);
         let lmtp = self.ctx.config.mode == Mode::Lmtp;
@@ -339,22 +380,51 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
         };
         let (result, end) = tokio::join!(data, self.content(tx).instrument(span));
         let end = end?;
-        if !matches!(end, MessageEnd::Complete) {
+        let MessageEnd::Complete { size } = end else {
+            info!(id = %queue_id, "message not received to its end");
             return Ok(());
-        }
+        };
         let now = Instant::now();
-        match result {
-            Some(Ok(Ok(()))) => self.session.accept(now),
-            Some(Ok(Err(reply))) => self.session.reply(now, reply),
-            Some(Err(each)) => {
-                let replies = each
-                    .into_iter()
-                    .map(|r| r.err().unwrap_or(Reply::MESSAGE_ACCEPTED))
-                    .collect();
-                self.session.reply_each(now, replies);
+        // The 250 names the message, as Postfix's "queued as" does: the sender's log can be
+        // matched to the stored copy (the same id is in our Received header).
+        let accepted = Reply::new(
+            250,
+            Some(smtp_proto::EnhancedStatus::new(2, 6, 0)),
+            format!("Message accepted, queued as {queue_id}"),
+        );
+        let from = self
+            .session
+            .envelope()
+            .from
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let rcpts = self.session.envelope().recipients.len();
+        let codes: Vec<u16> = match result {
+            Some(Ok(Ok(()))) => {
+                self.session.reply(now, accepted);
+                vec![250]
             }
-            None => self.session.reply(now, Reply::LOCAL_ERROR),
-        }
+            Some(Ok(Err(reply))) => {
+                let code = reply.code();
+                self.session.reply(now, reply);
+                vec![code]
+            }
+            Some(Err(each)) => {
+                let replies: Vec<Reply> = each
+                    .into_iter()
+                    .map(|r| r.err().unwrap_or_else(|| accepted.clone()))
+                    .collect();
+                let codes = replies.iter().map(Reply::code).collect();
+                self.session.reply_each(now, replies);
+                codes
+            }
+            None => {
+                self.session.reply(now, Reply::LOCAL_ERROR);
+                vec![Reply::LOCAL_ERROR.code()]
+            }
+        };
+        info!(id = %queue_id, from = %from, rcpts, size, reply = ?codes, "message");
         Ok(())
     }
 
@@ -371,8 +441,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
             while let Some(out) = self.session.poll_output() {
                 let event = match out {
                     Output::Transmit(bytes) => {
-                        self.stream.write_all(bytes).await?;
-                        self.stream.flush().await?;
+                        // The same deadline as every other write: a client that pipelines
+                        // BDAT chunks and never reads their replies is cut (RFC 5321 4.5.3.2).
+                        write_out(&mut self.stream, bytes, &self.ctx.config).await?;
                         continue;
                     }
                     Output::Closed(reason) => {
@@ -385,7 +456,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
                     Output::Event(e) => e,
                 };
                 match event {
-                    Event::MessageEnd { .. } => return Ok(MessageEnd::Complete),
+                    Event::MessageEnd { size } => return Ok(MessageEnd::Complete { size }),
                     Event::MessageAborted { error } => {
                         let error = match error {
                             Some(smtp_proto::DataError::TooLarge) => BodyError::TooLarge,
@@ -413,6 +484,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
                 .session
                 .handle_input(Instant::now(), &self.buf[self.pos..]);
             self.pos += used.bytes;
+            if self.transcript {
+                while let Some(line) = self.session.poll_transcript() {
+                    debug!("C: {line}");
+                }
+            }
             if let Some(chunk) = used.body {
                 let chunk = Bytes::copy_from_slice(chunk);
                 if let Some(sender) = &tx
@@ -462,10 +538,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
                     } else {
                         (self.read_size / 2).max(MIN_READ)
                     };
-                    if tracing::enabled!(tracing::Level::DEBUG) {
-                        let text = String::from_utf8_lossy(&self.buf[self.buf.len() - n..]);
-                        tracing::debug!("C: {}", text.trim_end());
-                    }
                 }
                 Err(e) => {
                     self.session.handle_eof(Instant::now());
@@ -497,14 +569,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
         let deadline = Instant::now() + self.ctx.config.timeouts.command;
         match tokio::time::timeout_at(deadline.into(), acceptor.accept(io)).await {
             Ok(Ok(tls)) => {
-                self.info.tls = Some(crate::tls::info(tls.get_ref().1, false));
+                let tls_info = crate::tls::info(tls.get_ref().1, false);
+                info!(protocol = %tls_info.protocol, cipher = %tls_info.cipher, "STARTTLS");
+                self.info.tls = Some(tls_info);
                 self.info.helo = None;
                 self.info.auth = None;
                 self.stream = Stream::Tls(Box::new(tls));
                 self.session.tls_established(Instant::now());
             }
             Ok(Err(e)) => {
-                debug!("TLS handshake failed: {e}");
+                info!("TLS handshake failed: {e}");
                 self.session.handle_eof(Instant::now());
             }
             Err(_) => {

@@ -20,6 +20,9 @@ pub enum Error {
     /// A certificate or key could not be loaded, or the TLS configuration is incomplete.
     #[error("TLS configuration: {0}")]
     Tls(String),
+    /// A setting cannot work (such as a message size limit of 0).
+    #[error("configuration: {0}")]
+    Config(String),
     /// The builder has no listener.
     #[error("no listener configured")]
     NoListener,

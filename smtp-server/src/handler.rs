@@ -32,7 +32,31 @@ pub struct SessionInfo {
     pub tls: Option<TlsInfo>,
     /// The authenticated identity, after AUTH.
     pub auth: Option<String>,
+    /// The connection speaks LMTP (RFC 2033), not SMTP.
+    pub lmtp: bool,
+    /// The id of the message being received (from the start of its content), unique per
+    /// message across processes and restarts. It is in the `250` reply (`queued as ID`) and in
+    /// the `Received` header of the bundled handlers, so that a sender's log can be matched to
+    /// the stored message.
+    pub queue_id: Option<String>,
     pub(crate) control: Control,
+}
+
+/// A new message id: the time in microseconds, this process, a sequence number (hex).
+pub(crate) fn queue_id() -> String {
+    use std::sync::atomic::AtomicU64;
+    use std::time::{SystemTime, UNIX_EPOCH};
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    format!(
+        "{:X}{:05X}{:04X}{:X}",
+        now.as_secs(),
+        now.subsec_micros(),
+        std::process::id() & 0xFFFF,
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Lets a handler drop its connection; shared by every clone of a [`SessionInfo`].

@@ -25,43 +25,88 @@ use crate::handler::{Handler, SessionInfo};
 /// assert_eq!(accounts.verify(&ok), Ok("ann".to_string()));
 /// let bad = Credentials::Plain(decode_plain(b"\0ann\0guess").unwrap());
 /// assert_eq!(accounts.verify(&bad).unwrap_err().code(), 535);
+/// // PLAIN's authorization identity (RFC 4616 2): acting as another user is refused...
+/// let other = Credentials::Plain(decode_plain(b"admin\0ann\0secret").unwrap());
+/// assert_eq!(accounts.verify(&other).unwrap_err().code(), 535);
+/// // ...unless allowed.
+/// let accounts = accounts.allow_acting_as("ann", "admin");
+/// assert_eq!(accounts.verify(&other), Ok("admin".to_string()));
 /// ```
-#[derive(Debug, Clone, Default)]
-pub struct Accounts(std::collections::HashMap<String, String>);
+#[derive(Clone, Default)]
+pub struct Accounts {
+    passwords: std::collections::HashMap<String, String>,
+    /// (user, identity) pairs: `user` may act as `identity`.
+    acting_as: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for Accounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the passwords.
+        f.debug_struct("Accounts")
+            .field("users", &self.passwords.keys().collect::<Vec<_>>())
+            .field("acting_as", &self.acting_as)
+            .finish()
+    }
+}
 
 impl Accounts {
     /// Accounts from (user, password) pairs.
     pub fn new<U: Into<String>, P: Into<String>>(pairs: impl IntoIterator<Item = (U, P)>) -> Self {
-        Self(
-            pairs
+        Self {
+            passwords: pairs
                 .into_iter()
                 .map(|(u, p)| (u.into(), p.into()))
                 .collect(),
-        )
+            acting_as: Vec::new(),
+        }
     }
 
     /// Adds an account.
     pub fn insert(&mut self, user: impl Into<String>, password: impl Into<String>) {
-        self.0.insert(user.into(), password.into());
+        self.passwords.insert(user.into(), password.into());
+    }
+
+    /// Lets `user` act as `identity` when PLAIN asks for it (RFC 4616 2's authorization
+    /// identity); without this, such a request is refused.
+    pub fn allow_acting_as(mut self, user: impl Into<String>, identity: impl Into<String>) -> Self {
+        self.acting_as.push((user.into(), identity.into()));
+        self
     }
 
     /// True when there is no account.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.passwords.is_empty()
     }
 
     /// The identity for PLAIN or LOGIN credentials that match an account, else
-    /// `535 5.7.8` (other mechanisms are refused too).
+    /// `535 5.7.8` (other mechanisms are refused too). The password is compared in constant
+    /// time. A PLAIN request to act as another identity is granted (that identity is returned)
+    /// only if [`Accounts::allow_acting_as`] allows it.
     pub fn verify(&self, credentials: &smtp_proto::Credentials) -> Result<String, Reply> {
         use smtp_proto::Credentials;
+        use subtle::ConstantTimeEq as _;
         let (user, password) = match credentials {
             Credentials::Plain(p) => (p.authcid.as_str(), p.password.as_str()),
             Credentials::Login { username, password } => (username.as_str(), password.as_str()),
             _ => return Err(Reply::AUTH_INVALID),
         };
-        match self.0.get(user) {
-            Some(p) if p == password => Ok(user.to_string()),
-            _ => Err(Reply::AUTH_INVALID),
+        let Some(expected) = self.passwords.get(user) else {
+            return Err(Reply::AUTH_INVALID);
+        };
+        if !bool::from(expected.as_bytes().ct_eq(password.as_bytes())) {
+            return Err(Reply::AUTH_INVALID);
+        }
+        match credentials.authzid() {
+            None => Ok(user.to_string()),
+            Some(asked)
+                if self
+                    .acting_as
+                    .iter()
+                    .any(|(u, identity)| u == user && identity == asked) =>
+            {
+                Ok(asked.to_string())
+            }
+            Some(_) => Err(Reply::AUTH_INVALID),
         }
     }
 }
@@ -200,33 +245,65 @@ impl Handler for Memory {
     }
 }
 
-/// Writes each message into a Maildir: the bytes exactly as received, after a `Return-Path`
-/// and a `Received` trace header. The file is written in `tmp/`, synced to disk, then renamed
-/// into `new/`, and only then is the client answered 250: a crash leaves nothing partial in
-/// `new/` and loses nothing that was acknowledged. A full disk or a permission error answers
-/// `451 4.3.0`.
+/// Writes each message into a Maildir: a `Return-Path` and a `Received` trace header, then
+/// the message. The file is written in `tmp/`, synced to disk, then renamed into `new/`, and
+/// only then is the client answered 250: a crash leaves nothing partial in `new/` and loses
+/// nothing that was acknowledged. A full disk or a permission error answers `451 4.3.0`.
+///
+/// Lines end in LF, as Maildir readers expect (Postfix's local delivery, Dovecot's default,
+/// Python's `mailbox`); [`Maildir::keep_crlf`] keeps the bytes exactly as received instead.
+/// Mail is private: files are created `0600` and the directories this creates `0700`,
+/// whatever the process's umask.
 #[derive(Debug)]
 pub struct Maildir {
     root: PathBuf,
     hostname: String,
+    keep_crlf: bool,
+}
+
+/// Creates `dir` and its missing parents with mode 0700 (the umask can only take bits away,
+/// so the mode is set again on each directory made here).
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        private_dir(parent)?;
+    }
+    match std::fs::create_dir(dir) {
+        Ok(()) => std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 impl Maildir {
-    /// A Maildir at `root`; `tmp/`, `new/` and `cur/` are created if missing.
+    /// A Maildir at `root`; `tmp/`, `new/` and `cur/` (and `root` itself) are created, mode
+    /// 0700, if missing.
     pub fn new(root: impl Into<PathBuf>) -> std::io::Result<Self> {
         let root = root.into();
         for sub in ["tmp", "new", "cur"] {
-            std::fs::create_dir_all(root.join(sub))?;
+            private_dir(&root.join(sub))?;
         }
         Ok(Self {
             root,
-            hostname: "localhost".into(),
+            hostname: crate::server::default_hostname(),
+            keep_crlf: false,
         })
     }
 
-    /// The name in the `Received` header.
+    /// The name in the `Received` header (by default, this machine's host name).
     pub fn hostname(mut self, name: impl Into<String>) -> Self {
         self.hostname = name.into();
+        self
+    }
+
+    /// Keeps the wire's CRLF line endings instead of storing LF (off by default).
+    pub fn keep_crlf(mut self, on: bool) -> Self {
+        self.keep_crlf = on;
         self
     }
 
@@ -254,6 +331,38 @@ impl Maildir {
 
 static MAILDIR_SEQ: AtomicU64 = AtomicU64::new(0);
 
+/// Turns CRLF into LF in a stream of chunks (a CR at the end of one chunk waits for the next);
+/// a CR not followed by LF is kept.
+#[derive(Debug, Default)]
+pub(crate) struct CrlfToLf {
+    pending_cr: bool,
+}
+
+impl CrlfToLf {
+    pub(crate) fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
+        let mut rest = chunk;
+        if std::mem::take(&mut self.pending_cr) && rest.first() != Some(&b'\n') {
+            out.push(b'\r');
+        }
+        while let Some(i) = memchr::memchr(b'\r', rest) {
+            out.extend_from_slice(&rest[..i]);
+            match rest.get(i + 1) {
+                Some(b'\n') => {}
+                Some(_) => out.push(b'\r'),
+                None => self.pending_cr = true,
+            }
+            rest = &rest[i + 1..];
+        }
+        out.extend_from_slice(rest);
+    }
+
+    pub(crate) fn finish(&mut self, out: &mut Vec<u8>) {
+        if std::mem::take(&mut self.pending_cr) {
+            out.push(b'\r');
+        }
+    }
+}
+
 fn storage_error(e: &std::io::Error) -> Reply {
     tracing::warn!("maildir: {e}");
     Reply::new(
@@ -263,21 +372,39 @@ fn storage_error(e: &std::io::Error) -> Reply {
     )
 }
 
-/// A `Received` trace header (RFC 5321 4.4).
-pub fn received_header(info: &SessionInfo, by: &str) -> String {
-    let protocol = match (info.tls.is_some(), info.auth.is_some()) {
+/// The `with` keyword of a `Received` header (RFC 3848; RFC 6531 3.7.3 for SMTPUTF8):
+/// `ESMTP`, `LMTP` or `UTF8SMTP`/`UTF8LMTP`, then `S` for TLS, `A` for AUTH.
+pub fn with_protocol(info: &SessionInfo, smtputf8: bool) -> String {
+    let mut p = String::from(match (smtputf8, info.lmtp) {
         (false, false) => "ESMTP",
-        (true, false) => "ESMTPS",
-        (false, true) => "ESMTPA",
-        (true, true) => "ESMTPSA",
-    };
+        (false, true) => "LMTP",
+        (true, false) => "UTF8SMTP",
+        (true, true) => "UTF8LMTP",
+    });
+    if info.tls.is_some() {
+        p.push('S');
+    }
+    if info.auth.is_some() {
+        p.push('A');
+    }
+    p
+}
+
+/// A `Received` trace header (RFC 5321 4.4), ending in CRLF: the client's HELO name and
+/// address, our name, the protocol (RFC 3848), the message's id (the one in the `250` reply),
+/// and the time.
+pub fn received_header(info: &SessionInfo, envelope: &Envelope, by: &str) -> String {
+    let protocol = with_protocol(info, envelope.params.smtputf8);
     let from = info.helo.as_deref().unwrap_or("unknown");
     let addr = info
         .client_addr()
         .map_or_else(|| "local".to_string(), |a| format!("[{}]", a.ip()));
+    let id = info
+        .queue_id
+        .clone()
+        .unwrap_or_else(|| format!("{:X}", info.id));
     format!(
-        "Received: from {from} ({addr})\r\n\tby {by} with {protocol} id {:x};\r\n\t{}\r\n",
-        info.id,
+        "Received: from {from} ({addr})\r\n\tby {by} with {protocol} id {id};\r\n\t{}\r\n",
         rfc5322_date(SystemTime::now())
     )
 }
@@ -321,15 +448,30 @@ impl Handler for Maildir {
             .map_or_else(|| "<>".to_string(), ToString::to_string);
         let trace = format!(
             "Return-Path: {from}\r\n{}",
-            received_header(info, &self.hostname)
+            received_header(info, env, &self.hostname)
         );
         let result = async {
-            let mut file = tokio::fs::File::create(&tmp).await?;
-            file.write_all(trace.as_bytes()).await?;
+            let mut file = tokio::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)
+                .await?;
+            let mut lf = (!self.keep_crlf).then(CrlfToLf::default);
+            let mut out = Vec::new();
+            let mut write = async |bytes: &[u8], lf: &mut Option<CrlfToLf>| match lf {
+                Some(lf) => {
+                    out.clear();
+                    lf.push(bytes, &mut out);
+                    file.write_all(&out).await
+                }
+                None => file.write_all(bytes).await,
+            };
+            write(trace.as_bytes(), &mut lf).await?;
             let mut incomplete = None;
             while let Some(chunk) = body.chunk().await {
                 match chunk {
-                    Ok(chunk) => file.write_all(&chunk).await?,
+                    Ok(chunk) => write(&chunk, &mut lf).await?,
                     Err(e) => {
                         incomplete = Some(e);
                         break;
@@ -338,6 +480,11 @@ impl Handler for Maildir {
             }
             if let Some(e) = incomplete {
                 return Ok(Err(e));
+            }
+            if let Some(lf) = &mut lf {
+                let mut tail = Vec::new();
+                lf.finish(&mut tail);
+                file.write_all(&tail).await?;
             }
             file.sync_all().await?;
             drop(file);
@@ -369,6 +516,56 @@ impl Handler for Maildir {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn crlf_to_lf_however_split() {
+        let cases: &[(&[u8], &[u8])] = &[
+            (b"a\r\nb\r\n", b"a\nb\n"),
+            (b"bare\rcr\r\n", b"bare\rcr\n"),
+            (b"bare\nlf\r\n", b"bare\nlf\n"),
+            (b"\r\r\n\r", b"\r\n\r"),
+            (b"", b""),
+        ];
+        for (input, want) in cases {
+            for split in 0..=input.len() {
+                let mut c = CrlfToLf::default();
+                let mut out = Vec::new();
+                c.push(&input[..split], &mut out);
+                c.push(&input[split..], &mut out);
+                c.finish(&mut out);
+                assert_eq!(out, *want, "{input:?} split at {split}");
+            }
+            let mut c = CrlfToLf::default();
+            let mut out = Vec::new();
+            for b in input.iter() {
+                c.push(std::slice::from_ref(b), &mut out);
+            }
+            c.finish(&mut out);
+            assert_eq!(out, *want, "{input:?} byte by byte");
+        }
+    }
+
+    #[test]
+    fn with_keywords() {
+        let mut info = SessionInfo::default();
+        let table = [
+            (false, false, false, false, "ESMTP"),
+            (false, true, false, false, "ESMTPS"),
+            (false, true, true, false, "ESMTPSA"),
+            (false, false, true, false, "ESMTPA"),
+            (true, false, false, false, "LMTP"),
+            (true, true, true, false, "LMTPSA"),
+            (false, false, false, true, "UTF8SMTP"),
+            (false, true, true, true, "UTF8SMTPSA"),
+            (true, false, true, true, "UTF8LMTPA"),
+        ];
+        for (lmtp, tls, auth, utf8, want) in table {
+            info.lmtp = lmtp;
+            info.tls = tls.then(crate::TlsInfo::default);
+            info.auth = auth.then(|| "ann".to_string());
+            assert_eq!(with_protocol(&info, utf8), want);
+        }
+    }
 
     #[test]
     fn dates() {

@@ -59,9 +59,12 @@ pub use error::{BodyError, Error};
 pub use handler::{Delegate, Handler, SessionInfo, TlsInfo, VRFY_CANNOT};
 pub use handlers::{
     Accounts, Debugging, Maildir, Memory, Sink, Stored, received_header, rfc5322_date,
+    with_protocol,
 };
 pub use relay::Relay;
-pub use server::{Listen, Server, ServerBuilder, ServerHandle, serve_stream, serve_stream_arc};
+pub use server::{
+    Listen, Server, ServerBuilder, ServerHandle, default_hostname, serve_stream, serve_stream_arc,
+};
 pub use smtp_proto;
 pub use tls::{load_pem, load_pem_files};
 /// The TLS library, for building a `ServerConfig` ([`ServerBuilder::tls`]) or a `ClientConfig`

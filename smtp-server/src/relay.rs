@@ -156,13 +156,21 @@ impl Upstream {
     }
 
     /// DATA, the dot-stuffed content as it arrives, the end; the upstream's final reply.
-    async fn data(&mut self, body: &mut Body) -> io::Result<Result<Reply, Reply>> {
+    async fn data(
+        &mut self,
+        trace: Option<&str>,
+        body: &mut Body,
+    ) -> io::Result<Result<Reply, Reply>> {
         let r = self.command("DATA").await?;
         if r.code() != 354 {
             return Ok(Err(r));
         }
         let mut stuffer = Stuffer::default();
         let mut out = Vec::with_capacity(64 * 1024);
+        if let Some(trace) = trace {
+            stuffer.push(trace.as_bytes(), &mut out);
+            self.stream.write_all(&out).await?;
+        }
         while let Some(chunk) = body.chunk().await {
             let Ok(chunk) = chunk else {
                 // The client's message failed: never let upstream take a partial message.
@@ -289,6 +297,7 @@ pub struct Relay {
     upstream: String,
     hostname: String,
     tls: Option<UpstreamTls>,
+    received: bool,
     sessions: Mutex<HashMap<u64, Upstream>>,
 }
 
@@ -314,15 +323,25 @@ impl Relay {
     pub fn new(upstream: impl Into<String>) -> Self {
         Self {
             upstream: upstream.into(),
-            hostname: "localhost".into(),
+            hostname: crate::server::default_hostname(),
             tls: None,
+            received: true,
             sessions: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The name this relay gives in its EHLO to the upstream.
+    /// The name this relay gives in its EHLO to the upstream and in its `Received` header
+    /// (by default, this machine's host name).
     pub fn hostname(mut self, name: impl Into<String>) -> Self {
         self.hostname = name.into();
+        self
+    }
+
+    /// Whether to add a `Received` header before the message (on by default). RFC 5321 4.4:
+    /// an SMTP server that relays a message MUST add one; turn it off only for a transparent
+    /// proxy that must pass the message byte for byte (the upstream then sees no hop here).
+    pub fn received(mut self, on: bool) -> Self {
+        self.received = on;
         self
     }
 
@@ -431,11 +450,14 @@ impl Handler for Relay {
         .await
     }
 
-    async fn data(&self, info: &SessionInfo, _: &Envelope, mut body: Body) -> Result<(), Reply> {
+    async fn data(&self, info: &SessionInfo, env: &Envelope, mut body: Body) -> Result<(), Reply> {
         let Some(mut up) = self.take(info.id) else {
             return Err(unavailable(&io::Error::other("no upstream transaction")));
         };
-        match up.data(&mut body).await {
+        let trace = self
+            .received
+            .then(|| crate::handlers::received_header(info, env, &self.hostname));
+        match up.data(trace.as_deref(), &mut body).await {
             Ok(result) => {
                 self.put(info.id, up);
                 match result {

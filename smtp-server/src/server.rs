@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 #[cfg(unix)]
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -174,7 +174,7 @@ pub struct ServerBuilder {
 impl ServerBuilder {
     fn new() -> Self {
         Self {
-            config: Config::new("localhost"),
+            config: Config::new(default_hostname()),
             listeners: Vec::new(),
             tls: None,
             handler: None,
@@ -184,7 +184,8 @@ impl ServerBuilder {
         }
     }
 
-    /// The name in the greeting and the EHLO reply.
+    /// The name in the greeting and the EHLO reply (by default, this machine's host name,
+    /// as aiosmtpd and Postfix use).
     pub fn hostname(mut self, name: impl Into<String>) -> Self {
         self.config.hostname = name.into();
         self
@@ -316,6 +317,40 @@ impl ServerBuilder {
         self
     }
 
+    /// Serves one connection that is already open (an in-memory `tokio::io::duplex`, a socket
+    /// accepted elsewhere) with this builder's settings, TLS and handler, without binding any
+    /// listener; listeners added to the builder are ignored. For tests:
+    /// `smtp_testkit::Client::in_memory_with(builder)` runs on this.
+    pub async fn serve_stream<S>(self, io: S, peer: Option<SocketAddr>) -> Result<(), Error>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let handler = self.handler.ok_or(Error::NoHandler)?;
+        let mut config = self.config;
+        config.tls.available = self.tls.is_some();
+        if config.limits.message_size == 0 {
+            return Err(Error::Config(
+                "the message size limit must be at least 1 byte".into(),
+            ));
+        }
+        let (_stop, shutdown) = watch::channel(false);
+        let ctx = ConnContext {
+            config: Arc::new(config),
+            handler,
+            tls: self.tls.map(TlsAcceptor::from),
+            implicit_tls: false,
+            shutdown,
+            auth_failure_delay: self.auth_failure_delay,
+        };
+        let info = SessionInfo {
+            listener: "stream".into(),
+            peer,
+            ..SessionInfo::default()
+        };
+        serve(io, ctx, info).await;
+        Ok(())
+    }
+
     /// Binds every listener.
     pub async fn bind(self) -> Result<Server, Error> {
         if self.listeners.is_empty() {
@@ -333,6 +368,14 @@ impl ServerBuilder {
             let mut config = base.clone();
             if let Some(f) = &spec.configure {
                 f(&mut config);
+            }
+            if config.limits.message_size == 0 {
+                // RFC 1870 4 reads "SIZE 0" as "no fixed maximum": announcing it while
+                // refusing every message would be a lie, and an unlimited size is not offered.
+                return Err(Error::Config(format!(
+                    "{}: the message size limit must be at least 1 byte",
+                    spec.address_text()
+                )));
             }
             if self.tls.is_none() && (spec.implicit_tls || config.tls.required) {
                 return Err(Error::Tls(format!(
@@ -415,6 +458,21 @@ impl Server {
             .collect()
     }
 
+    /// The paths of every Unix socket listener.
+    pub fn unix_paths(&self) -> Vec<PathBuf> {
+        self.listeners
+            .iter()
+            .filter_map(|l| match &l.bound {
+                Bound::Tcp(_) => None,
+                #[cfg(unix)]
+                Bound::Unix(u) => u
+                    .local_addr()
+                    .ok()
+                    .and_then(|a| a.as_pathname().map(Path::to_path_buf)),
+            })
+            .collect()
+    }
+
     /// Serves until the process ends.
     pub async fn serve(self) -> Result<(), Error> {
         self.serve_with_shutdown(std::future::pending()).await
@@ -470,6 +528,10 @@ impl Server {
     }
 
     /// Serves in a background task; the handle gives the addresses and shuts it down.
+    ///
+    /// Keep the handle: dropping it shuts the server down (`let _ = server.spawn();` stops it
+    /// at once).
+    #[must_use = "dropping the handle shuts the server down; keep it for as long as the server should run"]
     pub fn spawn(self) -> ServerHandle {
         let addrs = self.local_addrs();
         let (tx, mut rx) = watch::channel(false);
@@ -633,6 +695,7 @@ async fn accept_error(e: std::io::Error) {
 }
 
 /// A server running in the background. Dropping the handle shuts the server down too.
+#[must_use = "dropping the handle shuts the server down"]
 pub struct ServerHandle {
     addrs: Vec<SocketAddr>,
     stop: watch::Sender<bool>,
@@ -640,9 +703,9 @@ pub struct ServerHandle {
 }
 
 impl ServerHandle {
-    /// The first TCP listener's address.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.addrs[0]
+    /// The first TCP listener's address (`None` when the server has only Unix listeners).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.addrs.first().copied()
     }
 
     /// Every TCP listener's address.
@@ -665,5 +728,22 @@ impl ServerHandle {
 impl Drop for ServerHandle {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
+    }
+}
+
+/// This machine's host name (as `gethostname(2)` gives it), or `localhost` if it has none
+/// that can be used in a greeting.
+#[must_use]
+pub fn default_hostname() -> String {
+    let name = gethostname::gethostname();
+    match name.to_str() {
+        Some(n)
+            if !n.is_empty()
+                && n.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.') =>
+        {
+            n.to_string()
+        }
+        _ => "localhost".to_string(),
     }
 }

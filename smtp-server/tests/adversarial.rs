@@ -75,7 +75,7 @@ async fn slowloris() {
         .await
         .unwrap()
         .spawn();
-    let addr = server.local_addr();
+    let addr = server.local_addr().unwrap();
     let mut slow = Vec::new();
     for _ in 0..1000 {
         slow.push(tokio::spawn(async move {
@@ -126,7 +126,7 @@ async fn client_that_never_reads() {
         .await
         .unwrap()
         .spawn();
-    let addr = server.local_addr();
+    let addr = server.local_addr().unwrap();
     let flood = tokio::spawn(async move {
         let mut s = TcpStream::connect(addr).await.unwrap();
         let chunk = b"NOOP\r\n".repeat(10_000);
@@ -163,7 +163,7 @@ async fn huge_inputs() {
         .await
         .unwrap()
         .spawn();
-    let addr = server.local_addr();
+    let addr = server.local_addr().unwrap();
     let mut c = Raw::connect(addr).await;
     assert_eq!(c.code().await, 220);
     // 100 MB without a newline, then one: answered 500, the next command works.
@@ -249,7 +249,7 @@ async fn auth_brute_force_is_cut() {
         .await
         .unwrap()
         .spawn();
-    let mut c = Raw::connect(server.local_addr()).await;
+    let mut c = Raw::connect(server.local_addr().unwrap()).await;
     assert_eq!(c.code().await, 220);
     assert_eq!(c.cmd("EHLO c").await, 250);
     let start = Instant::now();
@@ -368,7 +368,7 @@ async fn smuggling_and_starttls_injection_end_to_end() {
         .await
         .unwrap()
         .spawn();
-    let mut c = Raw::connect(server.local_addr()).await;
+    let mut c = Raw::connect(server.local_addr().unwrap()).await;
     assert_eq!(c.code().await, 220);
     c.send("EHLO c\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n")
         .await;
@@ -388,7 +388,9 @@ async fn smuggling_and_starttls_injection_end_to_end() {
     );
 
     // STARTTLS with commands pipelined after it in plaintext.
-    let mut s = TcpStream::connect(server.local_addr()).await.unwrap();
+    let mut s = TcpStream::connect(server.local_addr().unwrap())
+        .await
+        .unwrap();
     let mut buf = vec![0u8; 4096];
     let _ = s.read(&mut buf).await.unwrap();
     s.write_all(b"EHLO c\r\n").await.unwrap();

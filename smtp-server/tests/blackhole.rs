@@ -26,7 +26,7 @@ async fn modes_and_codes() {
     for (handler, want) in cases {
         let mode = handler.mode();
         let server = common::spawn(handler).await;
-        let (code, _) = send_mail(server.local_addr().port(), "").await;
+        let (code, _) = send_mail(server.local_addr().unwrap().port(), "").await;
         assert_eq!(code, want, "mode {mode}");
         server.shutdown().await.unwrap();
     }
@@ -38,7 +38,7 @@ async fn several_refusal_codes() {
     let server = common::spawn(Blackhole::bounce().codes(&[450, 451, 552]).unwrap().seed(4)).await;
     let mut seen = std::collections::BTreeSet::new();
     for _ in 0..24 {
-        seen.insert(send_mail(server.local_addr().port(), "").await.0);
+        seen.insert(send_mail(server.local_addr().unwrap().port(), "").await.0);
     }
     assert_eq!(seen.into_iter().collect::<Vec<_>>(), [450, 451, 552]);
     server.shutdown().await.unwrap();
@@ -52,7 +52,7 @@ async fn random_mode_repeats_with_a_seed() {
         let server = common::spawn(Blackhole::new(Mode::Random).seed(2026)).await;
         let mut codes = Vec::new();
         for _ in 0..24 {
-            codes.push(send_mail(server.local_addr().port(), "").await.0);
+            codes.push(send_mail(server.local_addr().unwrap().port(), "").await.0);
         }
         server.shutdown().await.unwrap();
         runs.push(codes);
@@ -74,7 +74,7 @@ async fn random_mode_repeats_with_a_seed() {
 async fn fixed_delay_and_range() {
     let d = Duration::from_millis(400);
     let server = common::spawn(Blackhole::bounce().delay(Delay::fixed(d))).await;
-    let (code, took) = send_mail(server.local_addr().port(), "").await;
+    let (code, took) = send_mail(server.local_addr().unwrap().port(), "").await;
     assert_eq!(code, 550);
     within(took, d);
     server.shutdown().await.unwrap();
@@ -82,7 +82,7 @@ async fn fixed_delay_and_range() {
     let (min, max) = (Duration::from_millis(200), Duration::from_millis(500));
     let server = common::spawn(Blackhole::accept().seed(1).delay(Delay::range(min, max))).await;
     for _ in 0..3 {
-        let (code, took) = send_mail(server.local_addr().port(), "").await;
+        let (code, took) = send_mail(server.local_addr().unwrap().port(), "").await;
         assert_eq!(code, 250);
         assert!(took >= min && took < max + MARGIN, "{took:?}");
     }
@@ -93,7 +93,7 @@ async fn fixed_delay_and_range() {
 #[tokio::test]
 async fn header_switches() {
     let server = common::spawn(Blackhole::accept()).await;
-    let port = server.local_addr().port();
+    let port = server.local_addr().unwrap().port();
     assert_eq!(send_mail(port, "X-Blackhole-Mode: bounce\r\n").await.0, 550);
     assert_eq!(
         send_mail(port, "x-blackhole-mode: TempFail\r\n").await.0,
@@ -123,7 +123,7 @@ async fn header_switches() {
 #[tokio::test]
 async fn switches_can_be_turned_off_and_header_delays_are_capped() {
     let server = common::spawn(Blackhole::accept().switches(false)).await;
-    let port = server.local_addr().port();
+    let port = server.local_addr().unwrap().port();
     let (code, took) = send_mail(
         port,
         "X-Blackhole-Mode: bounce\r\nX-Blackhole-Delay: 30\r\n",
@@ -135,7 +135,11 @@ async fn switches_can_be_turned_off_and_header_delays_are_capped() {
 
     let cap = Duration::from_millis(300);
     let server = common::spawn(Blackhole::accept().max_switch_delay(cap)).await;
-    let (code, took) = send_mail(server.local_addr().port(), "X-Blackhole-Delay: 3600\r\n").await;
+    let (code, took) = send_mail(
+        server.local_addr().unwrap().port(),
+        "X-Blackhole-Delay: 3600\r\n",
+    )
+    .await;
     assert_eq!(code, 250);
     within(took, cap);
     server.shutdown().await.unwrap();

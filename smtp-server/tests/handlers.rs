@@ -45,7 +45,7 @@ async fn debugging_prints_envelope_then_content() {
     let out = Shared::default();
     let server = common::spawn(Debugging::new(out.clone())).await;
     let codes = transaction(
-        server.local_addr(),
+        server.local_addr().unwrap(),
         &["b@example.net"],
         "Subject: dbg\r\n\r\nhello\r\n",
     )
@@ -71,7 +71,7 @@ async fn maildir_stores_atomically_with_trace_headers() {
     let dir = std::env::temp_dir().join(format!("maildir-test-{}", std::process::id()));
     let server = common::spawn(Maildir::new(&dir).unwrap().hostname("mx.test")).await;
     let content = "Subject: kept\r\n\r\nexact bytes\r\n..dot\r\n";
-    let codes = transaction(server.local_addr(), &["b@example.net"], content).await;
+    let codes = transaction(server.local_addr().unwrap(), &["b@example.net"], content).await;
     assert_eq!(codes, [220, 250, 250, 250, 354, 250, 221]);
     let files: Vec<_> = std::fs::read_dir(dir.join("new"))
         .unwrap()
@@ -92,7 +92,7 @@ async fn maildir_stores_atomically_with_trace_headers() {
     let maildir = Maildir::new(&broken).unwrap();
     std::fs::remove_dir_all(broken.join("tmp")).unwrap();
     let server = common::spawn(maildir).await;
-    let codes = transaction(server.local_addr(), &["b@example.net"], "x\r\n").await;
+    let codes = transaction(server.local_addr().unwrap(), &["b@example.net"], "x\r\n").await;
     assert_eq!(codes, [220, 250, 250, 250, 354, 451, 221]);
     assert_eq!(std::fs::read_dir(broken.join("new")).unwrap().count(), 0);
     server.shutdown().await.unwrap();
@@ -104,12 +104,12 @@ async fn maildir_stores_atomically_with_trace_headers() {
 async fn relay_passes_upstream_answers_back() {
     let upstream = Memory::new();
     let up = common::spawn(Upstream(upstream.clone())).await;
-    let relay = common::spawn(Relay::new(up.local_addr().to_string())).await;
+    let relay = common::spawn(Relay::new(up.local_addr().unwrap().to_string())).await;
     let content = "Subject: relayed\r\n\r\n.leading dot\r\nbody\r\n";
     // Dot-stuffed on the wire to the relay; the relay must stuff it again for the upstream.
     let wire = content.replace("\r\n.", "\r\n..");
     let codes = transaction(
-        relay.local_addr(),
+        relay.local_addr().unwrap(),
         &["ok@example.net", "unknown@example.net"],
         &wire,
     )
@@ -127,7 +127,7 @@ async fn relay_passes_upstream_answers_back() {
     );
     assert_eq!(stored[0].envelope.recipients.len(), 1);
     let codes = transaction(
-        relay.local_addr(),
+        relay.local_addr().unwrap(),
         &["ok@example.net"],
         "Subject: spam\r\n\r\nx\r\n",
     )
@@ -141,7 +141,7 @@ async fn relay_passes_upstream_answers_back() {
     up.shutdown().await.unwrap();
     // Upstream down: 451, never 250.
     let relay = common::spawn(Relay::new("127.0.0.1:1")).await;
-    let codes = transaction(relay.local_addr(), &["ok@example.net"], "x\r\n").await;
+    let codes = transaction(relay.local_addr().unwrap(), &["ok@example.net"], "x\r\n").await;
     assert_eq!(codes, [220, 250, 451, 503, 503, 221]);
     relay.shutdown().await.unwrap();
 }
@@ -238,7 +238,7 @@ async fn relay_uses_tls_to_the_upstream() {
     for (i, relay) in relays.into_iter().enumerate() {
         let r = common::spawn(relay).await;
         let codes = transaction(
-            r.local_addr(),
+            r.local_addr().unwrap(),
             &["ok@example.net"],
             "Subject: tls\r\n\r\nx\r\n",
         )
@@ -253,7 +253,7 @@ async fn relay_uses_tls_to_the_upstream() {
     let bare = common::spawn(store.clone()).await;
     let (other, _) = common::certificate();
     let relays = [
-        Relay::new(bare.local_addr().to_string())
+        Relay::new(bare.local_addr().unwrap().to_string())
             .starttls(trusting(&cert), "localhost")
             .unwrap(),
         Relay::new(plain.to_string())
@@ -262,7 +262,7 @@ async fn relay_uses_tls_to_the_upstream() {
     ];
     for relay in relays {
         let r = common::spawn(relay).await;
-        let codes = transaction(r.local_addr(), &["ok@example.net"], "x\r\n").await;
+        let codes = transaction(r.local_addr().unwrap(), &["ok@example.net"], "x\r\n").await;
         assert_eq!(codes, [220, 250, 451, 503, 503, 221]);
         r.shutdown().await.unwrap();
     }
@@ -298,7 +298,7 @@ async fn delegate_overrides_only_what_it_names() {
     let store = Memory::new();
     let server = common::spawn(RefuseNobody(store.clone())).await;
     let codes = transaction(
-        server.local_addr(),
+        server.local_addr().unwrap(),
         &["nobody@example.net", "somebody@example.net"],
         "Subject: d\r\n\r\nx\r\n",
     )

@@ -52,7 +52,7 @@ async fn plain_several_recipients() {
         .await
         .unwrap()
         .spawn();
-    let client = plain_client(server.local_addr().port());
+    let client = plain_client(server.local_addr().unwrap().port());
     client
         .send(email(
             &["bob@example.net", "carol@example.org"],
@@ -96,7 +96,7 @@ async fn starttls_and_auth_plain_and_login() {
         .await
         .unwrap()
         .spawn();
-    let port = server.local_addr().port();
+    let port = server.local_addr().unwrap().port();
     for (i, mechanism) in [Mechanism::Plain, Mechanism::Login].into_iter().enumerate() {
         let client = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
             .port(port)
@@ -158,7 +158,7 @@ async fn implicit_tls() {
         .unwrap()
         .spawn();
     let client = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
-        .port(server.local_addr().port())
+        .port(server.local_addr().unwrap().port())
         .tls(Tls::Wrapper(tls_params(&cert)))
         .timeout(Some(WAIT))
         .build();
@@ -175,7 +175,7 @@ async fn implicit_tls() {
 async fn eight_bit_and_smtputf8() {
     let capture = Capture::default();
     let server = common::spawn(capture.clone()).await;
-    let client = plain_client(server.local_addr().port());
+    let client = plain_client(server.local_addr().unwrap().port());
     let text = "Grüße, 你好, naïve café\n";
     let msg = Email::builder()
         .from("ann@example.com".parse::<Mailbox>().unwrap())
@@ -245,7 +245,7 @@ async fn fifty_megabytes_streamed() {
         vec!["b@example.net".parse().unwrap()],
     )
     .unwrap();
-    let client = plain_client(server.local_addr().port());
+    let client = plain_client(server.local_addr().unwrap().port());
     tokio::time::timeout(WAIT * 3, client.send_raw(&envelope, raw.as_bytes()))
         .await
         .unwrap()

@@ -474,7 +474,7 @@ async fn relay_handler_with_starttls_to_the_upstream() {
         .await
         .unwrap()
         .spawn();
-    let handler = format!("relay:{}", upstream.local_addr());
+    let handler = format!("relay:{}", upstream.local_addr().unwrap());
     let args = [
         "--handler",
         &handler,

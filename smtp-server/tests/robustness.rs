@@ -31,7 +31,7 @@ async fn five_hundred_concurrent_connections() {
     const N: usize = 500;
     let capture = Capture::default();
     let server = common::spawn(capture.clone()).await;
-    let addr = server.local_addr();
+    let addr = server.local_addr().unwrap();
     let clients: Vec<_> = (0..N).map(|n| tokio::spawn(send_one(addr, n))).collect();
     for c in clients {
         assert!(tokio::time::timeout(WAIT, c).await.unwrap().unwrap());
@@ -97,7 +97,7 @@ impl Handler for Panicky {
 async fn handler_panics_cost_one_transaction() {
     let handler = Panicky::default();
     let server = common::spawn(handler.clone()).await;
-    let addr = server.local_addr();
+    let addr = server.local_addr().unwrap();
     let mut c = Raw::connect(addr).await;
     assert_eq!(c.code().await, 220);
     assert_eq!(c.cmd("EHLO c").await, 250);
@@ -145,7 +145,7 @@ async fn shutdown_while_clients_are_mid_data() {
         .await
         .unwrap()
         .spawn();
-    let addr = server.local_addr();
+    let addr = server.local_addr().unwrap();
     let ready = Arc::new(tokio::sync::Barrier::new(21));
     let acked = Arc::new(AtomicUsize::new(0));
     let mut clients = Vec::new();
@@ -196,7 +196,7 @@ async fn shutdown_while_clients_are_mid_data() {
 #[tokio::test]
 async fn idle_sessions_get_421_on_shutdown() {
     let server = common::spawn(smtp_server::Sink).await;
-    let mut c = Raw::connect(server.local_addr()).await;
+    let mut c = Raw::connect(server.local_addr().unwrap()).await;
     assert_eq!(c.code().await, 220);
     assert_eq!(c.cmd("EHLO c").await, 250);
     let stop = tokio::spawn(server.shutdown());
@@ -220,7 +220,7 @@ async fn connection_limit() {
         .await
         .unwrap()
         .spawn();
-    let addr = server.local_addr();
+    let addr = server.local_addr().unwrap();
     let mut a = Raw::connect(addr).await;
     let mut b = Raw::connect(addr).await;
     assert_eq!((a.code().await, b.code().await), (220, 220));
@@ -259,7 +259,7 @@ async fn timeouts_idle_stalled_and_slow_data() {
         .await
         .unwrap()
         .spawn();
-    let addr = server.local_addr();
+    let addr = server.local_addr().unwrap();
     // Idle.
     let mut c = Raw::connect(addr).await;
     assert_eq!(c.code().await, 220);

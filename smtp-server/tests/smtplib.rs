@@ -35,7 +35,7 @@ async fn python_smtplib() {
         env!("CARGO_MANIFEST_DIR"),
         "/tests/interop/smtplib_client.py"
     );
-    let port = server.local_addr().port().to_string();
+    let port = server.local_addr().unwrap().port().to_string();
     let output = tokio::time::timeout(
         Duration::from_secs(120),
         tokio::process::Command::new("python3")

@@ -114,6 +114,38 @@ impl Client {
         Self::in_memory_arc(Arc::new(config), Arc::new(handler)).await
     }
 
+    /// Runs the real driver with a [`ServerBuilder`](smtp_server::ServerBuilder)'s settings
+    /// and handler (its listeners are ignored) on an in-memory connection, and connects to
+    /// it: the same server a test would bind, without a socket.
+    ///
+    /// # Panics
+    /// If the builder has no handler.
+    pub async fn in_memory_with(builder: smtp_server::ServerBuilder) -> Self {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        tokio::spawn(async move {
+            if let Err(e) = builder.serve_stream(server, None).await {
+                panic!("in-memory server: {e}");
+            }
+        });
+        Self::over(Box::new(client)).await
+    }
+
+    /// Connects over a Unix socket (an LMTP agent's usual transport) and reads the greeting.
+    ///
+    /// # Panics
+    /// If the connection fails.
+    #[cfg(unix)]
+    pub async fn connect_unix(path: impl AsRef<std::path::Path>) -> Self {
+        let stream = tokio::time::timeout(
+            REPLY_TIMEOUT,
+            tokio::net::UnixStream::connect(path.as_ref()),
+        )
+        .await
+        .expect("connect in time")
+        .expect("connect");
+        Self::over(Box::new(stream)).await
+    }
+
     /// [`Client::in_memory`] with a shared configuration and handler.
     pub async fn in_memory_arc(config: Arc<Config>, handler: Arc<dyn Handler>) -> Self {
         let (client, server) = tokio::io::duplex(64 * 1024);

@@ -87,37 +87,37 @@ impl Mail {
     }
 
     /// The parsed message (mail-parser): `subject()`, `from()`, `to()`, `body_text(0)`,
-    /// `body_html(0)`, `attachments()`...
-    ///
-    /// # Panics
-    /// If the message cannot be parsed at all (mail-parser accepts nearly anything).
-    pub fn parsed(&self) -> &mail_parser::Message<'static> {
-        self.message
-            .parsed()
-            .unwrap_or_else(|| panic!("message cannot be parsed:\n{}", self.preview()))
+    /// `body_html(0)`, `attachments()`...; `None` when mail-parser finds no message at all (an
+    /// empty message, which SMTP allows). The same shape as the server's
+    /// [`Message::parsed`](smtp_server::Message::parsed).
+    pub fn parsed(&self) -> Option<&mail_parser::Message<'static>> {
+        self.message.parsed()
     }
 
     /// The subject, if any.
     pub fn subject(&self) -> Option<&str> {
-        self.parsed().subject()
+        self.parsed()?.subject()
     }
 
     /// The first text body, if any.
     pub fn text(&self) -> Option<String> {
-        self.parsed().body_text(0).map(|t| t.into_owned())
+        self.parsed()?.body_text(0).map(|t| t.into_owned())
     }
 
     /// The first HTML body, if any.
     pub fn html(&self) -> Option<String> {
-        self.parsed().body_html(0).map(|t| t.into_owned())
+        self.parsed()?.body_html(0).map(|t| t.into_owned())
     }
 
     /// The attachments' file names (an unnamed attachment gives `""`).
     pub fn attachment_names(&self) -> Vec<String> {
         self.parsed()
-            .attachments()
-            .map(|a| a.attachment_name().unwrap_or("").to_string())
-            .collect()
+            .map(|m| {
+                m.attachments()
+                    .map(|a| a.attachment_name().unwrap_or("").to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Asserts the subject, with a readable failure.
@@ -156,12 +156,18 @@ impl Mail {
     /// Asserts a header's value (the first header of that name, raw text, trimmed).
     #[track_caller]
     pub fn assert_header(&self, name: &str, value: &str) -> &Self {
-        let got = self.parsed().header_raw(name).map(str::trim);
+        let got = self.header(name);
         assert!(
-            got == Some(value),
+            got.as_deref() == Some(value),
             "expected header {name}: {value:?}, got {got:?} in:\n{self:?}"
         );
         self
+    }
+
+    /// A header's raw value, trimmed (the first header of that name, case-insensitive).
+    pub fn header(&self, name: &str) -> Option<String> {
+        let value = self.parsed()?.header_raw(name)?;
+        Some(value.trim().to_string())
     }
 
     fn preview(&self) -> String {
@@ -417,7 +423,7 @@ impl TestServerBuilder {
             .expect("bind a loopback port");
         let handle = server.spawn();
         TestServer {
-            addr: handle.local_addr(),
+            addr: handle.local_addr().expect("a TCP listener"),
             handle: Some(handle),
             store,
             tls,
@@ -443,7 +449,7 @@ impl TestServerBuilder {
 ///     .expect(250);
 /// let msg = server.wait_for(1, Duration::from_secs(5)).await.unwrap().remove(0);
 /// assert_eq!(msg.envelope().recipients(), ["bob@example.net"]);
-/// assert_eq!(msg.parsed().subject(), Some("Welcome"));
+/// assert_eq!(msg.subject(), Some("Welcome"));
 /// # }
 /// ```
 pub struct TestServer {

@@ -225,6 +225,15 @@ const CASES: &[Case] = &[
                 &[250, 250, 354],
             ),
             ("01234567\r\n.\r\n", &[250]),
+            // size-value = 1*20DIGIT: twenty digits past 2^64 are a size over the limit.
+            (
+                "MAIL FROM:<a@b.example> SIZE=99999999999999999999\r\n",
+                &[552],
+            ),
+            (
+                "MAIL FROM:<a@b.example> SIZE=123456789012345678901\r\n",
+                &[501],
+            ),
         ],
         closed: None,
     },
@@ -737,6 +746,54 @@ fn oversized_message_is_aborted_for_the_driver() {
         error: Some(DataError::TooLarge)
     }));
     assert!(pair.messages().is_empty());
+}
+
+/// RFC 4954 6 with RFC 3207: when AUTH is required but offered over TLS only, a transaction
+/// before STARTTLS is told to start TLS (the step the client can take), after it to AUTH.
+#[test]
+fn auth_required_before_tls_asks_for_starttls() {
+    let mut config = Config::new("mx.example");
+    auth_tls_only(&mut config);
+    config.auth.required = true;
+    let mut pair = Pair::new(config);
+    pair.codes();
+    pair.send(EHLO).send("MAIL FROM:<a@b.example>\r\n");
+    let replies = pair.replies();
+    assert_eq!(replies[1], Reply::STARTTLS_FIRST, "{}", pair.transcript());
+    pair.send("STARTTLS\r\n").send(EHLO);
+    pair.send("MAIL FROM:<a@b.example>\r\n");
+    let replies = pair.replies();
+    assert_eq!(
+        replies.last(),
+        Some(&Reply::AUTH_REQUIRED),
+        "{}",
+        pair.transcript()
+    );
+
+    // AUTH allowed in plain text: no TLS needed, so AUTH is what is missing.
+    let mut config = Config::new("mx.example");
+    auth_required(&mut config);
+    config.tls.available = true;
+    let mut pair = Pair::new(config);
+    pair.codes();
+    pair.send(EHLO).send("MAIL FROM:<a@b.example>\r\n");
+    assert_eq!(pair.replies()[1], Reply::AUTH_REQUIRED);
+}
+
+/// RFC 2033 4.1 names the protocol in the greeting: an LMTP server does not say ESMTP.
+#[test]
+fn greeting_names_the_protocol() {
+    for (mode, want) in [
+        (Mode::Smtp, "mx.example ESMTP ready"),
+        (Mode::Lmtp, "mx.example LMTP ready"),
+    ] {
+        let mut config = Config::new("mx.example");
+        config.mode = mode;
+        let mut pair = Pair::new(config);
+        let greeting = pair.replies().remove(0);
+        assert_eq!(greeting.code(), 220);
+        assert_eq!(greeting.text(), want);
+    }
 }
 
 /// RFC 4954: credentials reach the decision; failures are limited.

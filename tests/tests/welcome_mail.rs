@@ -20,7 +20,7 @@ async fn welcome_mail_arrives() {
     let msg = server.wait_for(1, WAIT).await.unwrap().remove(0);
     assert_eq!(msg.envelope().recipients(), ["ann@example.com"]);
     assert_eq!(msg.envelope().sender(), "noreply@shop.example");
-    assert_eq!(msg.parsed().subject(), Some("Welcome"));
+    assert_eq!(msg.subject(), Some("Welcome"));
     msg.assert_body_contains("welcome to the shop");
 }
 

@@ -16,27 +16,32 @@ use std::sync::Arc;
 
 use clap::{ArgAction, Parser};
 use settings::{HandlerSpec, ListenerSpec, Profile, RelayTls, Settings};
-use smtp_server::blackhole::Blackhole;
+use smtp_server::blackhole::{self, Blackhole};
 use smtp_server::smtp_proto::{Config, Credentials, Reply};
 use smtp_server::{
     Accounts, Debugging, Delegate, Handler, Listen, Maildir, Relay, Server, SessionInfo, Sink,
-    async_trait, load_pem_files,
+    async_trait, default_hostname, load_pem_files,
 };
 
 /// An embeddable ESMTP/LMTP server, as a program. Settings come from --config FILE (TOML),
 /// then from these flags; each --listen may add its own (HOST:PORT,key=value,...).
+///
+/// Output: the debug handler prints each message to standard output; everything else (the
+/// "listening on" lines, logs, errors) goes to standard error.
 #[derive(Debug, Parser)]
 #[command(name = "smtp-server", version)]
 struct Args {
     /// A TOML file with the same settings as the flags (flags win).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Address to listen on, with this listener's own settings after commas, such as
-    /// 127.0.0.1:2526,mode=bounce,delay=2 (repeatable; replaces the file's listeners).
+    /// Address to listen on (HOST:PORT, or unix:PATH for a Unix socket), with this listener's
+    /// own settings after commas, such as 127.0.0.1:2526,mode=bounce,delay=2 (repeatable;
+    /// replaces the file's listeners) [default: 127.0.0.1:8025]
     #[arg(long = "listen", value_name = "HOST:PORT[,KEY=VALUE]...")]
     listen: Vec<String>,
-    /// What to do with messages: debug (print), sink (discard), accept, bounce, tempfail,
-    /// random (answer and discard, as Blackhole), maildir:DIR, relay:HOST:PORT.
+    /// What to do with messages: debug (print to stdout), sink (discard), accept, bounce,
+    /// tempfail, random (answer and discard, as Blackhole), maildir:DIR, relay:HOST:PORT
+    /// [default: debug]
     #[arg(long, value_name = "HANDLER")]
     handler: Option<String>,
     /// Wait before answering the end of a message: SECS or MIN,MAX (accept, bounce,
@@ -44,7 +49,7 @@ struct Args {
     #[arg(long, value_name = "SECS|MIN,MAX")]
     delay: Option<String>,
     /// Refusal codes of bounce, tempfail and random, one picked per message (such as 554, or
-    /// 450,451,550; tempfail uses the 4xx ones).
+    /// 450,451,550; tempfail uses the 4xx ones) [default: bounce 550, tempfail 451]
     #[arg(long, value_name = "CODE[,CODE]...")]
     code: Option<String>,
     /// Seed for random and delay ranges, to repeat a run.
@@ -59,19 +64,21 @@ struct Args {
     /// Ignore X-Blackhole-Mode and X-Blackhole-Delay headers in messages.
     #[arg(long)]
     no_switches: bool,
-    /// Name in the greeting and the EHLO reply.
+    /// Name in the greeting, the EHLO reply and trace headers [default: this machine's host
+    /// name]
     #[arg(long)]
     hostname: Option<String>,
-    /// Largest message, in bytes.
+    /// Largest message, in bytes, with an optional k, M or G suffix (1024-based), at least 1
+    /// [default: 32M]
     #[arg(long, value_name = "BYTES")]
     size: Option<String>,
-    /// Most recipients per message.
+    /// Most recipients per message [default: 100]
     #[arg(long, value_name = "N")]
     max_recipients: Option<String>,
-    /// Idle and DATA timeout, in seconds.
+    /// Idle and DATA timeout, in seconds [default: 300 for commands, 600 for DATA]
     #[arg(long, value_name = "SECS")]
     timeout: Option<String>,
-    /// Most connections at once.
+    /// Most connections at once [default: no limit]
     #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
     /// TLS certificate chain (PEM): offers STARTTLS, or TLS from the first byte with --implicit-tls.
@@ -113,7 +120,9 @@ struct Args {
     /// Worker threads (by default, one per CPU).
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
-    /// More logging: -v for sessions, -vv for protocol lines.
+    /// More logging, to stderr: -v for sessions (connect, hello, TLS, AUTH user, each
+    /// message's envelope and reply, disconnect), -vv for protocol lines too (AUTH redacted,
+    /// message content left out). RUST_LOG overrides.
     #[arg(short, action = ArgAction::Count)]
     v: u8,
 }
@@ -140,8 +149,14 @@ impl Args {
         ];
         for (key, value) in values {
             if let Some(v) = value {
-                d.set(key, v)
-                    .map_err(|e| format!("--{}: {e}", key.replace('_', "-")))?;
+                // The error names the setting; the flag's name is clearer on the command line.
+                d.set(key, v).map_err(|e| {
+                    let flag = format!("--{}", key.replace('_', "-"));
+                    match e.strip_prefix(&format!("{key}: ")) {
+                        Some(rest) => format!("{flag}: {rest}"),
+                        None => format!("{flag}: {e}"),
+                    }
+                })?;
             }
         }
         let flags = [
@@ -217,6 +232,13 @@ fn build_handler(
                 .into(),
         );
     }
+    if let (HandlerSpec::Blackhole(blackhole::Mode::TempFail), Some(codes)) = (&spec, &p.code)
+        && !codes.iter().any(|c| (400..500).contains(c))
+    {
+        return Err(format!(
+            "tempfail answers 4xx codes, and code {codes:?} has none (use bounce for 5xx)"
+        ));
+    }
     if (p.relay_tls.is_some() || p.relay_ca.is_some()) && !matches!(spec, HandlerSpec::Relay(_)) {
         return Err("relay_tls and relay_ca apply to the relay handler only".into());
     }
@@ -240,8 +262,30 @@ fn build_handler(
             let m = Maildir::new(&dir).map_err(|e| format!("maildir {}: {e}", dir.display()))?;
             (Arc::new(m.hostname(hostname)), Some(dir))
         }
-        HandlerSpec::Relay(upstream) => (Arc::new(relay(&upstream, p, hostname)?), None),
+        HandlerSpec::Relay(upstream) => {
+            check_upstream(&upstream)?;
+            (Arc::new(relay(&upstream, p, hostname)?), None)
+        }
     })
+}
+
+/// A relay's upstream must be HOST:PORT (a port is required: there is no default worth
+/// guessing between 25, 587 and a test port).
+fn check_upstream(upstream: &str) -> Result<(), String> {
+    let bad =
+        || format!("relay {upstream:?}: expected HOST:PORT, such as 127.0.0.1:25 or [::1]:2525");
+    let (host, port) = upstream.rsplit_once(':').ok_or_else(bad)?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if host.is_empty() || host.contains(':') && !upstream.starts_with('[') {
+        return Err(bad());
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(()),
+        _ => Err(bad()),
+    }
 }
 
 /// The relay handler, with TLS to its upstream if the profile asks for it: the upstream's
@@ -281,10 +325,11 @@ fn relay(upstream: &str, p: &Profile, hostname: &str) -> Result<Relay, String> {
 }
 
 /// The session configuration a profile asks for, applied after the builder's.
-fn configure(p: &Profile) -> impl Fn(&mut Config) + Send + Sync + 'static {
+fn configure(p: &Profile, hostname: &str) -> impl Fn(&mut Config) + Send + Sync + 'static {
     let p = p.clone();
+    let hostname = hostname.to_string();
     move |c: &mut Config| {
-        c.hostname = p.hostname.clone().unwrap_or_else(|| "localhost".into());
+        c.hostname = hostname.clone();
         if p.lmtp == Some(true) {
             c.mode = smtp_proto::Mode::Lmtp;
         }
@@ -370,6 +415,7 @@ async fn run(s: Settings) -> Result<(), String> {
         accounts.insert(user, password);
     }
     let mut b = Server::builder();
+    let machine = default_hostname();
     match (&s.tls_cert, &s.tls_key) {
         (Some(cert), Some(key)) => b = b.tls(load_pem_files(cert, key).map_err(|e| e.to_string())?),
         (None, None) => {}
@@ -401,7 +447,16 @@ async fn run(s: Settings) -> Result<(), String> {
                 l.address
             ));
         }
-        let hostname = p.hostname.clone().unwrap_or_else(|| "localhost".into());
+        // AUTH is offered over TLS only unless allowed in plain text: with no certificate it
+        // could never be offered, and with auth_required no client could ever send.
+        if !accounts.is_empty() && s.tls_cert.is_none() && p.allow_insecure_auth != Some(true) {
+            return Err(format!(
+                "{}: auth accounts need a certificate (tls_cert, tls_key) for STARTTLS, or \
+                 allow_insecure_auth to offer AUTH without TLS",
+                l.address
+            ));
+        }
+        let hostname = p.hostname.clone().unwrap_or_else(|| machine.clone());
         // Only what build_handler reads.
         let key = format!(
             "{:?}",
@@ -427,9 +482,13 @@ async fn run(s: Settings) -> Result<(), String> {
                 h
             }
         };
-        let mut listen = Listen::tcp(&l.address)
+        let listen = match l.address.strip_prefix("unix:") {
+            Some(path) => Listen::unix(path),
+            None => Listen::tcp(&l.address),
+        };
+        let mut listen = listen
             .implicit_tls(p.implicit_tls.unwrap_or(false))
-            .configure(configure(&p))
+            .configure(configure(&p, &hostname))
             .handler(Program {
                 inner,
                 accounts: accounts.clone(),
@@ -448,6 +507,9 @@ async fn run(s: Settings) -> Result<(), String> {
     // Printed once ready, privileges dropped: scripts and tests wait for these lines.
     for addr in server.local_addrs() {
         eprintln!("smtp-server: listening on {addr}");
+    }
+    for path in server.unix_paths() {
+        eprintln!("smtp-server: listening on unix:{}", path.display());
     }
     let result = server
         .serve_with_shutdown(async {
@@ -486,13 +548,17 @@ fn main() {
         }
     };
     let settings = args.settings().unwrap_or_else(|e| fail(e));
+    // -v: sessions (info); -vv: protocol lines (debug), which the driver redacts. Never
+    // `debug` for every crate: other crates' debug output is not ours to vet for secrets.
     let filter = match args.v.max(settings.verbose) {
-        0 => "warn,smtp_server=info",
-        1 => "info,smtp_server=debug",
-        _ => "debug",
+        0 => "warn",
+        1 => "warn,smtp_server=info",
+        _ => "warn,smtp_server=debug",
     };
+    use std::io::IsTerminal as _;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),

@@ -78,6 +78,28 @@ fn number<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, String> {
         .map_err(|_| format!("{key}: {value:?} is not a number"))
 }
 
+/// A size in bytes: digits with an optional `k`, `M` or `G` suffix (1024-based), at least 1.
+fn size(key: &str, value: &str) -> Result<u64, String> {
+    let v = value.trim();
+    let (digits, unit) = match v.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&v[..i], 1u64 << 10),
+        Some((i, 'm' | 'M')) => (&v[..i], 1 << 20),
+        Some((i, 'g' | 'G')) => (&v[..i], 1 << 30),
+        _ => (v, 1),
+    };
+    let n: u64 = digits
+        .parse()
+        .ok()
+        .and_then(|n: u64| n.checked_mul(unit))
+        .ok_or_else(|| {
+            format!("{key}: {value:?} is not a size (such as 1048576, 512k, 10M, 1G)")
+        })?;
+    if n == 0 {
+        return Err(format!("{key}: must be at least 1 byte"));
+    }
+    Ok(n)
+}
+
 fn boolean(key: &str, value: &str) -> Result<bool, String> {
     match value.trim() {
         "true" | "yes" | "on" | "1" => Ok(true),
@@ -123,7 +145,7 @@ impl Profile {
             "allow_insecure_auth" => self.allow_insecure_auth = flag(value)?,
             "lmtp" => self.lmtp = flag(value)?,
             "proxy_protocol" => self.proxy_protocol = flag(value)?,
-            "size" => self.size = Some(number(key, value)?),
+            "size" => self.size = Some(size(key, value)?),
             "max_recipients" => self.max_recipients = Some(number(key, value)?),
             "timeout" => self.timeout = Some(Duration::from_secs(number(key, value)?)),
             "relay_tls" => {
@@ -318,18 +340,25 @@ fn listener_table(value: &toml::Value) -> Result<ListenerSpec, String> {
     let toml::Value::Table(t) = value else {
         return Err("listener: expected [[listener]] tables".into());
     };
-    let Some(address) = t.get("address") else {
-        return Err("[[listener]] without an address".into());
-    };
-    let address = text("address", address)?;
+    // Keys first, so that a misspelt `adress` is named as unknown rather than reported as a
+    // missing address.
     let mut profile = Profile::default();
+    let name = t
+        .get("address")
+        .map(|a| text("address", a))
+        .transpose()?
+        .unwrap_or_else(|| "[[listener]]".into());
     for (key, value) in t {
         if key != "address" {
             profile
                 .set(key, &text(key, value)?)
-                .map_err(|e| format!("listener {address}: {e}"))?;
+                .map_err(|e| format!("listener {name}: {e}"))?;
         }
     }
+    let Some(address) = t.get("address") else {
+        return Err("[[listener]] without an address".into());
+    };
+    let address = text("address", address)?;
     Ok(ListenerSpec { address, profile })
 }
 
@@ -383,6 +412,30 @@ mod tests {
     }
 
     #[test]
+    fn sizes() {
+        for (text, want) in [
+            ("1", Some(1)),
+            ("1024", Some(1024)),
+            ("1k", Some(1024)),
+            ("512K", Some(512 << 10)),
+            ("10M", Some(10 << 20)),
+            ("2g", Some(2 << 30)),
+            (" 3m ", Some(3 << 20)),
+            ("0", None),
+            ("0k", None),
+            ("k", None),
+            ("1.5M", None),
+            ("-1", None),
+            ("1T", None),
+            ("99999999999G", None),
+        ] {
+            assert_eq!(size("size", text).ok(), want, "{text:?}");
+        }
+        let e = Profile::default().set("size", "0").unwrap_err();
+        assert_eq!(e, "size: must be at least 1 byte");
+    }
+
+    #[test]
     fn toml_file() {
         let s = Settings::from_toml(
             r#"
@@ -425,6 +478,9 @@ mod tests {
         assert_eq!(bounce.handler, Some(HandlerSpec::Blackhole(Mode::Bounce)));
         assert_eq!((bounce.code, bounce.seed), (Some(vec![554]), Some(7)));
         assert_eq!(s.listeners[2].profile.implicit_tls, Some(true));
+
+        let e = Settings::from_toml("[[listener]]\nadress = '127.0.0.1:1'").unwrap_err();
+        assert!(e.contains("unknown setting \"adress\""), "{e}");
 
         for bad in [
             "hostname = ",
