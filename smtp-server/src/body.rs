@@ -117,6 +117,27 @@ impl Message {
             })
             .as_ref()
     }
+
+    /// The subject, if the message has one. Never panics (an empty message has none).
+    pub fn subject(&self) -> Option<&str> {
+        self.parsed()?.subject()
+    }
+
+    /// The first text body (decoded), if any.
+    pub fn text(&self) -> Option<String> {
+        self.parsed()?.body_text(0).map(|t| t.into_owned())
+    }
+
+    /// The first HTML body (decoded), if any.
+    pub fn html(&self) -> Option<String> {
+        self.parsed()?.body_html(0).map(|t| t.into_owned())
+    }
+
+    /// A header's raw value, trimmed: the first header of that name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<String> {
+        let value = self.parsed()?.header_raw(name)?;
+        Some(value.trim().to_string())
+    }
 }
 
 impl Clone for Message {
@@ -131,5 +152,26 @@ impl std::fmt::Debug for Message {
             .field("len", &self.raw.len())
             .field("subject", &self.parsed().and_then(|m| m.subject()))
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An empty message is legal SMTP (RFC 5321 4.1.1.4 allows no content at all): every
+    /// accessor answers `None`, none panics.
+    #[test]
+    fn accessors_never_panic() {
+        for raw in ["", "\r\n", "no header at all", "Subject:\r\n\r\n"] {
+            let m = Message::new(Bytes::from(raw));
+            let _ = (m.subject(), m.text(), m.html(), m.header("Subject"));
+        }
+        let m = Message::new(Bytes::from_static(
+            b"Subject: Hi\r\nX-Tag:  a b \r\n\r\nHello.\r\n",
+        ));
+        assert_eq!(m.subject(), Some("Hi"));
+        assert_eq!(m.header("x-tag").as_deref(), Some("a b"));
+        assert_eq!(m.text().as_deref(), Some("Hello.\r\n"));
     }
 }

@@ -154,7 +154,9 @@ where
             Ok(()) => info!(reason = ?conn.closed, "closed"),
             Err(e) => info!("closed: {e}"),
         }
-        let _ = conn.stream.shutdown().await;
+        // TLS writes its close_notify here: bounded like every other write.
+        let grace = conn.ctx.config.timeouts.command;
+        let _ = tokio::time::timeout(grace, conn.stream.shutdown()).await;
         let handler = Arc::clone(&conn.ctx.handler);
         let _ = AssertUnwindSafe(handler.disconnect(&conn.info))
             .catch_unwind()

@@ -150,6 +150,57 @@ async fn client_that_never_reads() {
     server.shutdown().await.unwrap();
 }
 
+/// Every write has a deadline, in the message phase too (RFC 5321 4.5.3.2; issue 13, 3): a
+/// client that pipelines BDAT chunks and never reads their replies stops being read once the
+/// replies back up, and is cut at the deadline while it still holds its socket open. Checked
+/// on the server's side: the handler sees the disconnect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bdat_client_that_never_reads_is_cut() {
+    let live = Live::default();
+    let server = Server::builder()
+        .listen("127.0.0.1:0")
+        .configure(|c| {
+            c.timeouts.command = Duration::from_secs(2);
+            c.timeouts.data = Duration::from_secs(2);
+        })
+        .handler(live.clone())
+        .bind()
+        .await
+        .unwrap()
+        .spawn();
+    let addr = server.local_addr().unwrap();
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"EHLO c\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.net>\r\n")
+        .await
+        .unwrap();
+    // Nine bytes in, a 30-byte reply out, per chunk: the replies back up first.
+    let chunk = b"BDAT 1\r\nx".repeat(10_000);
+    let mut sent = 0usize;
+    while sent < 100 << 20 {
+        match tokio::time::timeout(Duration::from_secs(1), s.write_all(&chunk)).await {
+            Ok(Ok(())) => sent += chunk.len(),
+            // The server stopped reading (timeout), or already closed (error).
+            _ => break,
+        }
+    }
+    assert!(
+        sent < 100 << 20,
+        "the server kept reading ({sent} bytes) though nobody read its replies"
+    );
+    // The socket stays open and unread: only the server's write deadline can end this.
+    let stalled = Instant::now();
+    while live.open.load(Ordering::SeqCst) != 0 {
+        assert!(
+            stalled.elapsed() < Duration::from_secs(10),
+            "the connection is still served {:?} after the client stopped reading",
+            stalled.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(s);
+    server.shutdown().await.unwrap();
+}
+
 /// Huge input: a 100 MB line, a 100 MB header line inside DATA, 100,000 recipients, a BDAT of
 /// 2^63 octets. Each gets its reply per the limits, and the server still serves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

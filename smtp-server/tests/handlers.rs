@@ -80,10 +80,36 @@ async fn maildir_stores_atomically_with_trace_headers() {
     assert_eq!(files.len(), 1);
     assert_eq!(std::fs::read_dir(dir.join("tmp")).unwrap().count(), 0);
     let stored = std::fs::read_to_string(&files[0]).unwrap();
-    assert!(stored.starts_with("Return-Path: <a@example.com>\r\nReceived: from client.test ([127.0.0.1])\r\n\tby mx.test with ESMTP"), "{stored}");
+    // LF line endings by default (what Maildir readers expect).
+    assert!(stored.starts_with("Return-Path: <a@example.com>\nReceived: from client.test ([127.0.0.1])\n\tby mx.test with ESMTP id "), "{stored}");
+    assert!(
+        stored.ends_with("Subject: kept\n\nexact bytes\n.dot\n"),
+        "the message, unstuffed, with LF: {stored:?}"
+    );
+    server.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // keep_crlf: the bytes exactly as received.
+    let server = common::spawn(
+        Maildir::new(&dir)
+            .unwrap()
+            .hostname("mx.test")
+            .keep_crlf(true),
+    )
+    .await;
+    let codes = transaction(server.local_addr().unwrap(), &["b@example.net"], content).await;
+    assert_eq!(codes, [220, 250, 250, 250, 354, 250, 221]);
+    let file = std::fs::read_dir(dir.join("new"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let stored = std::fs::read_to_string(file).unwrap();
+    assert!(stored.starts_with("Return-Path: <a@example.com>\r\nReceived: from client.test ([127.0.0.1])\r\n\tby mx.test with ESMTP id "), "{stored}");
     assert!(
         stored.ends_with("Subject: kept\r\n\r\nexact bytes\r\n.dot\r\n"),
-        "the message as received, unstuffed"
+        "{stored:?}"
     );
     server.shutdown().await.unwrap();
 
@@ -120,10 +146,17 @@ async fn relay_passes_upstream_answers_back() {
         "the upstream's 550 for one recipient"
     );
     let stored = upstream.wait_for(1).await;
+    // RFC 5321 4.4: the relay adds its Received header, then every byte of the message.
+    let raw = String::from_utf8(stored[0].message.raw().to_vec()).unwrap();
+    let (trace, rest) = raw.split_at(raw.find("Subject:").unwrap());
+    assert!(
+        trace.starts_with("Received: from client.test ([127.0.0.1])\r\n\tby ")
+            && trace.contains(" with ESMTP id "),
+        "{trace}"
+    );
     assert_eq!(
-        stored[0].message.raw().as_ref(),
-        content.as_bytes(),
-        "relayed byte for byte"
+        rest, content,
+        "relayed byte for byte after the trace header"
     );
     assert_eq!(stored[0].envelope.recipients.len(), 1);
     let codes = transaction(
@@ -136,6 +169,19 @@ async fn relay_passes_upstream_answers_back() {
         codes,
         [220, 250, 250, 250, 354, 554, 221],
         "the upstream's refusal, not a 250"
+    );
+    relay.shutdown().await.unwrap();
+    up.shutdown().await.unwrap();
+    // Turned off (a transparent proxy): byte for byte, no trace header.
+    let upstream = Memory::new();
+    let up = common::spawn(Upstream(upstream.clone())).await;
+    let relay =
+        common::spawn(Relay::new(up.local_addr().unwrap().to_string()).received(false)).await;
+    let codes = transaction(relay.local_addr().unwrap(), &["ok@example.net"], &wire).await;
+    assert_eq!(codes, [220, 250, 250, 250, 354, 250, 221]);
+    assert_eq!(
+        upstream.wait_for(1).await[0].message.raw().as_ref(),
+        content.as_bytes()
     );
     relay.shutdown().await.unwrap();
     up.shutdown().await.unwrap();
@@ -179,7 +225,7 @@ impl Handler for Upstream {
         let probe = Memory::new();
         probe.data(info, env, body).await?;
         let msg = probe.messages().remove(0);
-        if msg.message.raw().starts_with(b"Subject: spam") {
+        if msg.message.subject() == Some("spam") {
             return Err(Reply::new(
                 554,
                 Some(EnhancedStatus::new(5, 7, 1)),

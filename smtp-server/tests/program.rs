@@ -41,7 +41,8 @@ impl Running {
             while ports.len() < listeners {
                 let line = lines.next_line().await.unwrap().expect("program ended");
                 if let Some(addr) = line.strip_prefix("smtp-server: listening on ") {
-                    ports.push(addr.rsplit(':').next().unwrap().parse().unwrap());
+                    // A Unix socket listener counts, with no port.
+                    ports.push(addr.rsplit(':').next().unwrap().parse().unwrap_or(0));
                 }
             }
         })
@@ -236,6 +237,8 @@ async fn bad_settings_are_one_line_errors() {
     let dir = temp_dir("bad");
     let bad_toml = dir.join("bad.toml");
     std::fs::write(&bad_toml, "handler = 'accept'\ncolour = 'blue'\n").unwrap();
+    let misspelt_toml = dir.join("misspelt.toml");
+    std::fs::write(&misspelt_toml, "[[listener]]\nadress = '127.0.0.1:0'\n").unwrap();
     let broken_toml = dir.join("broken.toml");
     std::fs::write(&broken_toml, "handler = \n").unwrap();
     let cases: Vec<(Vec<String>, &str)> = vec![
@@ -304,7 +307,49 @@ async fn bad_settings_are_one_line_errors() {
             ],
             "relay",
         ),
-        (vec!["--relay-tls".into(), "always".into()], "relay_tls"),
+        (vec!["--relay-tls".into(), "always".into()], "--relay-tls"),
+        // Issue 13: settings that used to start and then fail every message.
+        (
+            vec!["--handler".into(), "relay:127.0.0.1".into()],
+            "expected HOST:PORT",
+        ),
+        (
+            vec!["--handler".into(), "relay:127.0.0.1:0".into()],
+            "expected HOST:PORT",
+        ),
+        (
+            vec!["--auth".into(), "ann:secret".into()],
+            "allow_insecure_auth",
+        ),
+        (
+            vec![
+                "--auth".into(),
+                "ann:secret".into(),
+                "--auth-required".into(),
+            ],
+            "certificate",
+        ),
+        (
+            vec![
+                "--handler".into(),
+                "tempfail".into(),
+                "--code".into(),
+                "550".into(),
+            ],
+            "tempfail answers 4xx",
+        ),
+        (
+            vec!["--size".into(), "0".into()],
+            "--size: must be at least 1 byte",
+        ),
+        (
+            vec!["--size".into(), "1x".into()],
+            "--size: \"1x\" is not a size",
+        ),
+        (
+            vec!["--config".into(), misspelt_toml.display().to_string()],
+            "unknown setting \"adress\"",
+        ),
         (
             vec![
                 "--user".into(),
@@ -499,4 +544,284 @@ async fn relay_handler_with_starttls_to_the_upstream() {
     drop(p);
     upstream.shutdown().await.unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Runs the program to its end around `client`, and returns everything it wrote to stderr.
+async fn stderr_of<F: Future<Output = ()>>(args: &[&str], client: impl FnOnce(u16) -> F) -> String {
+    let mut child = Command::new(PROGRAM)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut all = String::new();
+    let port: u16 = tokio::time::timeout(WAIT, async {
+        loop {
+            let line = lines.next_line().await.unwrap().expect("program ended");
+            all.push_str(&line);
+            all.push('\n');
+            if let Some(addr) = line.strip_prefix("smtp-server: listening on ") {
+                return addr.rsplit(':').next().unwrap().parse().unwrap();
+            }
+        }
+    })
+    .await
+    .expect("program did not start listening");
+    let rest = tokio::spawn(async move {
+        let mut rest = String::new();
+        while let Ok(Some(line)) = lines.next_line().await {
+            rest.push_str(&line);
+            rest.push('\n');
+        }
+        rest
+    });
+    client(port).await;
+    let pid = child.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status();
+    assert!(killed.unwrap().success());
+    tokio::time::timeout(WAIT, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    all + &tokio::time::timeout(WAIT, rest).await.unwrap().unwrap()
+}
+
+/// One session with secrets and content a log must not show: AUTH PLAIN with an initial
+/// response, AUTH LOGIN's two lines, and a message with a marker in its body.
+async fn secret_session(port: u16) {
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut c = common::Raw::connect(addr).await;
+    assert_eq!(c.code().await, 220);
+    assert_eq!(c.cmd("EHLO client.example").await, 250);
+    assert_eq!(
+        c.cmd(&format!("AUTH PLAIN {}", b64("\0ann\0TopSecret1")))
+            .await,
+        235
+    );
+    assert_eq!(c.cmd("MAIL FROM:<ann@example.com>").await, 250);
+    assert_eq!(c.cmd("RCPT TO:<bob@example.net>").await, 250);
+    assert_eq!(c.cmd("DATA").await, 354);
+    assert_eq!(c.cmd("Subject: x\r\n\r\nBodyMarker42\r\n.").await, 250);
+    assert_eq!(c.cmd("QUIT").await, 221);
+    let mut c = common::Raw::connect(addr).await;
+    assert_eq!(c.code().await, 220);
+    assert_eq!(c.cmd("EHLO client.example").await, 250);
+    assert_eq!(c.cmd("AUTH LOGIN").await, 334);
+    assert_eq!(c.cmd(&b64("ann")).await, 334);
+    assert_eq!(c.cmd(&b64("TopSecret1")).await, 235);
+    assert_eq!(c.cmd("QUIT").await, 221);
+}
+
+/// Issue 13, 1 and 10: `-v` logs sessions, `-vv` protocol lines too; neither shows a password
+/// (plain or base64), an AUTH continuation line, or message content; no colour codes when
+/// stderr is not a terminal.
+#[tokio::test]
+async fn logs_carry_no_secret_and_no_content() {
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let secrets = [
+        "TopSecret1".to_string(),
+        b64("\0ann\0TopSecret1"),
+        b64("TopSecret1"),
+        b64("ann"), // AUTH LOGIN's user line is part of the exchange: redacted too
+        "BodyMarker42".to_string(),
+    ];
+    let base = [
+        "--handler",
+        "sink",
+        "--auth",
+        "ann:TopSecret1",
+        "--allow-insecure-auth",
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    for verbosity in ["-v", "-vv"] {
+        let mut args = base.to_vec();
+        args.push(verbosity);
+        let log = stderr_of(&args, |port| secret_session(port)).await;
+        for secret in &secrets {
+            assert!(
+                !log.contains(secret.as_str()),
+                "{verbosity}: {secret:?} in\n{log}"
+            );
+        }
+        assert!(
+            !log.contains('\x1b'),
+            "{verbosity}: colour codes in a pipe\n{log}"
+        );
+        // Sessions at -v: connect, hello, the AUTH user, the envelope and result, close.
+        for needle in [
+            "connected",
+            "hello",
+            "user=ann",
+            "authenticated",
+            "from=<ann@example.com>",
+            "reply=[250]",
+            "closed",
+        ] {
+            assert!(log.contains(needle), "{verbosity}: no {needle:?} in\n{log}");
+        }
+        let protocol = [
+            "C: AUTH PLAIN ***",
+            "C: AUTH LOGIN",
+            "C: ***",
+            "C: DATA: ",
+            "S: 235 2.7.0",
+        ];
+        for needle in protocol {
+            assert_eq!(
+                log.contains(needle),
+                verbosity == "-vv",
+                "{verbosity}: {needle:?}\n{log}"
+            );
+        }
+    }
+}
+
+/// Issue 13, 2 and 17 (and 15): a Maildir made by the program is private whatever the umask
+/// (directories 0700, files 0600), stores LF line endings, and its Received header carries
+/// the id the 250 reply gave.
+#[tokio::test]
+async fn maildir_is_private_with_lf_and_the_replied_id() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = temp_dir("private");
+    let maildir = dir.join("deep").join("Maildir");
+    let handler = format!("maildir:{}", maildir.display());
+    let script = format!("umask 000; exec {PROGRAM} --handler {handler} --listen 127.0.0.1:0");
+    let mut child = Command::new("sh")
+        .args(["-c", &script])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let port: u16 = tokio::time::timeout(WAIT, async {
+        loop {
+            let line = lines.next_line().await.unwrap().expect("program ended");
+            if let Some(addr) = line.strip_prefix("smtp-server: listening on ") {
+                return addr.rsplit(':').next().unwrap().parse().unwrap();
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let mut c = common::Raw::connect(std::net::SocketAddr::from(([127, 0, 0, 1], port))).await;
+    assert_eq!(c.code().await, 220);
+    assert_eq!(c.cmd("EHLO client.example").await, 250);
+    assert_eq!(c.cmd("MAIL FROM:<ann@example.com>").await, 250);
+    assert_eq!(c.cmd("RCPT TO:<bob@example.net>").await, 250);
+    assert_eq!(c.cmd("DATA").await, 354);
+    let (code, reply) = c
+        .reply_to("Subject: x\r\n\r\nline one\r\nline two\r\n.")
+        .await;
+    assert_eq!(code, 250, "{reply}");
+    let id = reply.trim_end().rsplit(' ').next().unwrap().to_string();
+    assert!(reply.contains("queued as "), "{reply}");
+    assert_eq!(c.cmd("QUIT").await, 221);
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    for d in [
+        maildir.clone(),
+        maildir.join("tmp"),
+        maildir.join("new"),
+        maildir.join("cur"),
+    ] {
+        assert_eq!(mode(&d), 0o700, "{}", d.display());
+    }
+    assert_eq!(mode(&dir.join("deep")), 0o700);
+    let files: Vec<_> = std::fs::read_dir(maildir.join("new")).unwrap().collect();
+    assert_eq!(files.len(), 1);
+    let file = files[0].as_ref().unwrap().path();
+    assert_eq!(mode(&file), 0o600);
+    let stored = std::fs::read_to_string(&file).unwrap();
+    assert!(!stored.contains('\r'), "{stored:?}");
+    assert!(stored.ends_with("\nline one\nline two\n"), "{stored:?}");
+    assert!(
+        stored.contains(&format!(" with ESMTP id {id};\n")),
+        "{id}: {stored}"
+    );
+    // A second message gets another id.
+    drop(child);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Issue 13, 12 and 16: `--listen unix:PATH` serves LMTP on a Unix socket, whose greeting
+/// says LMTP, and the stored message's trace header says `with LMTP` (RFC 3848).
+#[tokio::test]
+async fn lmtp_on_a_unix_socket() {
+    use tokio::io::AsyncWriteExt;
+    let dir = temp_dir("unix");
+    let socket = dir.join("lmtp.sock");
+    let maildir = dir.join("Maildir");
+    let listen = format!("unix:{},lmtp", socket.display());
+    let handler = format!("maildir:{}", maildir.display());
+    let p = Running::start(&["--handler", &handler, "--listen", &listen], 1).await;
+    let stream = tokio::net::UnixStream::connect(&socket).await.unwrap();
+    let (r, mut w) = stream.into_split();
+    let mut r = BufReader::new(r);
+    let mut line = String::new();
+    let mut next = async |w: &mut tokio::net::unix::OwnedWriteHalf, send: &str| {
+        if !send.is_empty() {
+            w.write_all(send.as_bytes()).await.unwrap();
+        }
+        let mut text = String::new();
+        loop {
+            line.clear();
+            tokio::time::timeout(WAIT, r.read_line(&mut line))
+                .await
+                .unwrap()
+                .unwrap();
+            text.push_str(&line);
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return text;
+            }
+        }
+    };
+    let greeting = next(&mut w, "").await;
+    assert!(
+        greeting.starts_with("220 ") && greeting.contains(" LMTP ready"),
+        "{greeting}"
+    );
+    assert!(next(&mut w, "LHLO client\r\n").await.starts_with("250"));
+    assert!(
+        next(&mut w, "MAIL FROM:<a@example.com>\r\n")
+            .await
+            .starts_with("250")
+    );
+    assert!(
+        next(&mut w, "RCPT TO:<b@example.net>\r\n")
+            .await
+            .starts_with("250")
+    );
+    assert!(next(&mut w, "DATA\r\n").await.starts_with("354"));
+    let done = next(&mut w, "Subject: x\r\n\r\nhi\r\n.\r\n").await;
+    assert!(done.starts_with("250 "), "{done}");
+    let files: Vec<_> = std::fs::read_dir(maildir.join("new")).unwrap().collect();
+    let stored = std::fs::read_to_string(files[0].as_ref().unwrap().path()).unwrap();
+    assert!(stored.contains(" with LMTP id "), "{stored}");
+    assert_eq!(p.terminate().await, 0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Issue 13, 11: `--help` shows the defaults and says where output goes.
+#[tokio::test]
+async fn help_shows_defaults_and_outputs() {
+    let out = Command::new(PROGRAM).arg("--help").output().await.unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "[default: 127.0.0.1:8025]",
+        "[default: debug]",
+        "[default: 32M]",
+        "[default: this machine's host",
+        "standard output",
+        "standard error",
+    ] {
+        assert!(help.contains(needle), "{needle:?} not in\n{help}");
+    }
 }

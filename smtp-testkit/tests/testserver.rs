@@ -259,3 +259,63 @@ async fn in_memory_client_runs_the_real_driver() {
     c.read_reply().await.expect(250);
     c.quit().await.expect(221);
 }
+
+/// Issue 13, 20: an empty message is legal; the accessors answer `None` and never panic.
+#[tokio::test]
+async fn empty_message_accessors_do_not_panic() {
+    let server = TestServer::start().await;
+    let mut c = Client::connect(server.addr()).await;
+    c.send_mail("ann@example.com", &["bob@example.net"], "")
+        .await
+        .expect(250);
+    let got = server.wait_for(1, WAIT).await.unwrap();
+    assert_eq!(got[0].subject(), None);
+    assert_eq!(got[0].text(), None);
+    assert_eq!(got[0].header("Subject"), None);
+    assert!(got[0].attachment_names().is_empty());
+}
+
+/// Issue 13, 21: the in-memory client runs a `ServerBuilder`'s settings and handler (here
+/// AUTH required and a small size limit), no hand-built `Config`.
+#[tokio::test]
+async fn in_memory_client_from_a_server_builder() {
+    let builder = smtp_server::Server::builder()
+        .hostname("built.example")
+        .allow_insecure_auth(true)
+        .auth_mechanisms(["PLAIN"])
+        .auth_required(true)
+        .configure(|c| c.limits.message_size = 100)
+        .handler(smtp_server::Sink);
+    let mut c = Client::in_memory_with(builder).await;
+    let greeting = c.greeting.clone().unwrap();
+    assert!(
+        greeting.text().starts_with("built.example "),
+        "{greeting:?}"
+    );
+    c.ehlo("me").await.expect(250);
+    c.mail("<a@example.com>").await.expect(530);
+    c.mail("<a@example.com> SIZE=101").await.expect(530);
+    c.quit().await.expect(221);
+}
+
+/// Issue 13, 21: the scripted client over a Unix socket (an LMTP agent's transport).
+#[tokio::test]
+async fn client_over_a_unix_socket() {
+    let path = std::env::temp_dir().join(format!("testkit-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let server = smtp_server::Server::builder()
+        .listener(smtp_server::Listen::unix(&path))
+        .lmtp(true)
+        .handler(smtp_server::Sink)
+        .bind()
+        .await
+        .unwrap()
+        .spawn();
+    assert_eq!(server.local_addr(), None, "no TCP listener, and no panic");
+    let mut c = Client::connect_unix(&path).await;
+    assert!(c.greeting.as_ref().unwrap().text().ends_with("LMTP ready"));
+    c.lhlo("me").await.expect(250);
+    c.quit().await.expect(221);
+    server.shutdown().await.unwrap();
+    let _ = std::fs::remove_file(&path);
+}

@@ -75,7 +75,7 @@ struct Args {
     /// Most recipients per message [default: 100]
     #[arg(long, value_name = "N")]
     max_recipients: Option<String>,
-    /// Idle and DATA timeout, in seconds [default: 300 for commands, 600 for DATA]
+    /// Idle and DATA timeout, in seconds [default: 300]
     #[arg(long, value_name = "SECS")]
     timeout: Option<String>,
     /// Most connections at once [default: no limit]
