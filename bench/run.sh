@@ -19,6 +19,13 @@ else
   ROUNDS=3; A_SESS=20; A_MSGS=20000; B_MSGS=5000; C_MSGS=5000; C10K=10000; HUGE=$((1 << 30)); SOAK=1000000; SOAK_SESS=50
 fi
 
+# A client failure makes a rate meaningless: it is shown as "-" and counted here; in --quick
+# mode (CI) any failure fails the run.
+FAILURES=0
+fail() { echo "FAILED: $*" >&2; FAILURES=$((FAILURES + 1)); }
+# Under CI=true a part that cannot run is a failure; locally it is skipped with a message.
+skip() { if [ "${CI:-}" = true ]; then fail "$* (CI=true: every part must run)"; else echo "skipped: $*"; fi; }
+
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
 WORK=$(mktemp -d)
 PIDS=()
@@ -43,17 +50,17 @@ if ! command -v smtp-source >/dev/null && [ ! -x /usr/sbin/smtp-source ] && [ "$
     echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
     apt-get update -q && apt-get install -y -q --no-install-recommends postfix
     rm -f /usr/sbin/policy-rc.d
-  ) > "$WORK/apt.log" 2>&1 || echo "postfix install failed: smtp-source/smtp-sink columns skipped"
+  ) > "$WORK/apt.log" 2>&1 || skip "postfix install failed: smtp-source/smtp-sink columns"
 fi
 SOURCE=$(command -v smtp-source || echo /usr/sbin/smtp-source)
 SINK=$(command -v smtp-sink || echo /usr/sbin/smtp-sink)
 VENV=$PWD/target/bench-venv
 if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import aiosmtpd' 2>/dev/null; then
   python3 -m venv "$VENV" > "$WORK/venv.log" 2>&1 && "$VENV/bin/pip" install -q aiosmtpd >> "$WORK/venv.log" 2>&1 \
-    || echo "aiosmtpd install failed: its column is skipped"
+    || skip "aiosmtpd install failed: its column"
 fi
 if ! "$VENV/bin/python" -c 'import blackhole' 2>/dev/null; then
-  "$VENV/bin/pip" install -q blackhole >> "$WORK/venv.log" 2>&1 || echo "Blackhole install failed: section 1(e) skipped"
+  "$VENV/bin/pip" install -q blackhole >> "$WORK/venv.log" 2>&1 || skip "Blackhole install failed: section 1(e)"
 fi
 HAVE_SINK=0; [ -x "$SINK" ] && [ -x "$SOURCE" ] && HAVE_SINK=1
 HAVE_AIO=0; "$VENV/bin/python" -c 'import aiosmtpd' 2>/dev/null && HAVE_AIO=1
@@ -85,15 +92,25 @@ stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 median() { python3 -c 'import sys,statistics; v=[float(x) for x in sys.argv[1:]]; print(f"{statistics.median(v):.0f}" if v else "-")' "$@"; }
 ratio() { python3 -c 'import sys; a,b=sys.argv[1:]; print("-" if "-" in (a,b) or float(b)==0 else f"{float(a)/float(b):.2f}x")' "$1" "$2"; }
 
-# smtp-source against a server: messages per second.
+# verdict VALUE TARGET: "met" when VALUE >= TARGET (both numbers; "-" is missed).
+verdict() { python3 -c 'import sys; a,t=sys.argv[1:]; print("missed" if a in ("-","") else ("met" if float(a.rstrip("x"))>=float(t) else "missed"))' "$1" "$2"; }
+
+# smtp-source against a server: messages per second, from the messages it delivered (its -c
+# counter: one per completed DATA), or "-" if it failed or delivered fewer than asked.
 source_rate() { # SERVER SESSIONS MESSAGES SIZE
-  local port pid t0 t1
+  local port pid t0 t1 status=0 delivered
   port=$(free_port); pid=$(start "$1" "$port")
   t0=$(date +%s.%N)
-  timeout 900 "$SOURCE" -s "$2" -m "$3" -l "$4" -f load@example.com -t sink@example.net "127.0.0.1:$port" > /dev/null 2>&1 || true
+  timeout 900 "$SOURCE" -c -s "$2" -m "$3" -l "$4" -f load@example.com -t sink@example.net "127.0.0.1:$port" \
+    > "$WORK/source.out" 2>&1 || status=$?
   t1=$(date +%s.%N)
   stop "$pid"
-  python3 -c "print(f'{$3/($t1-$t0):.0f}')"
+  delivered=$(tr '\r' '\n' < "$WORK/source.out" | grep -E '^[0-9]+$' | tail -n 1 || true)
+  if [ "$status" != 0 ] || [ "${delivered:-0}" -lt "$3" ]; then
+    fail "smtp-source against $1: exit $status, ${delivered:-0} of $3 delivered"
+    echo "-"; return
+  fi
+  python3 -c "print(f'{$delivered/($t1-$t0):.0f}')"
 }
 
 declare -A RES
@@ -110,9 +127,12 @@ run_case() { # NAME SESSIONS MESSAGES SIZE
     done
   done
   for s in ours smtp-sink aiosmtpd; do RES[$name,$s]=$(median ${rates[$s]:-}); done
-  printf '%-34s ours %8s/s  smtp-sink %8s/s  aiosmtpd %8s/s   ours/smtp-sink %7s  ours/aiosmtpd %7s\n' \
+  local vs_sink vs_aio
+  vs_sink=$(ratio "${RES[$name,ours]}" "${RES[$name,smtp-sink]}")
+  vs_aio=$(ratio "${RES[$name,ours]}" "${RES[$name,aiosmtpd]}")
+  printf '%-34s ours %8s/s  smtp-sink %8s/s  aiosmtpd %8s/s   ours/smtp-sink %7s (>= 1.0: %s)  ours/aiosmtpd %7s (>= 10: %s)\n' \
     "$name" "${RES[$name,ours]}" "${RES[$name,smtp-sink]}" "${RES[$name,aiosmtpd]}" \
-    "$(ratio "${RES[$name,ours]}" "${RES[$name,smtp-sink]}")" "$(ratio "${RES[$name,ours]}" "${RES[$name,aiosmtpd]}")"
+    "$vs_sink" "$(verdict "$vs_sink" 1.0)" "$vs_aio" "$(verdict "$vs_aio" 10)"
 }
 
 echo "== 1. throughput (client: Postfix smtp-source, same flags for every server; $ROUNDS round(s), median)"
@@ -121,7 +141,7 @@ if [ -x "$SOURCE" ]; then
   run_case "(b) 100 KB, $A_SESS sessions, $B_MSGS msgs" "$A_SESS" "$B_MSGS" 102400
   run_case "(c) 1 KB, 1 session, $C_MSGS msgs" 1 "$C_MSGS" 1024
 else
-  echo "smtp-source missing: skipped"
+  skip "smtp-source missing: section 1"
 fi
 
 echo "== 1(d). STARTTLS, 1 KB, $A_SESS sessions (client: our loadgen; smtp-source has no STARTTLS)"
@@ -134,7 +154,9 @@ tls_rate() {
   else
     pid=$(start aiosmtpd "$port" --tlscert "$WORK/cert.pem" --tlskey "$WORK/key.pem")
   fi
-  out=$(timeout 900 "$LOADGEN" throughput "127.0.0.1:$port" "$A_SESS" "$2" 1024 --starttls || true)
+  if ! out=$(timeout 900 "$LOADGEN" throughput "127.0.0.1:$port" "$A_SESS" "$2" 1024 --starttls); then
+    fail "loadgen STARTTLS against $1: $out"; stop "$pid"; echo "-"; return
+  fi
   stop "$pid"
   echo "$out" | sed -n 's/.*per_second=\([0-9]*\).*/\1/p'
 }
@@ -154,7 +176,7 @@ if [ -x "$VENV/bin/blackhole" ]; then
       [ -x "$SOURCE" ] && bh[$s,source]+="$(source_rate "$s" "$A_SESS" "$C_MSGS" 1024) "
       port=$(free_port); pid=$(start "$s" "$port")
       msgs=$A_MSGS; [ "$s" = blackhole ] && [ "$QUICK" = 0 ] && msgs=$(( A_MSGS / 10 )) # it is slow with pipelining
-      out=$(timeout 900 "$LOADGEN" throughput "127.0.0.1:$port" "$A_SESS" "$msgs" 1024 || true)
+      out=$(timeout 900 "$LOADGEN" throughput "127.0.0.1:$port" "$A_SESS" "$msgs" 1024) || { fail "loadgen against $s: $out"; out=""; }
       bh[$s,loadgen]+="$(echo "$out" | sed -n 's/.*per_second=\([0-9]*\).*/\1/p') "
       stop "$pid"
       pkill -f "$WORK/blackhole.conf" 2>/dev/null || true # its worker processes
@@ -165,18 +187,24 @@ if [ -x "$VENV/bin/blackhole" ]; then
     printf '%-34s ours %8s/s  blackhole %8s/s   ours/blackhole %7s\n' "(e) 1 KB, $A_SESS sessions, $c" "$a" "$b" "$(ratio "$a" "$b")"
   done
 else
-  echo "Blackhole missing: skipped"
+  skip "Blackhole missing: section 1(e)"
 fi
 
 echo "== 2. C10k: $C10K connections held idle past EHLO, then a message on each"
 port=$(free_port); pid=$(start ours "$port")
-"$LOADGEN" c10k "127.0.0.1:$port" "$C10K" "$pid" || echo "c10k run failed"
+if out=$("$LOADGEN" c10k "127.0.0.1:$port" "$C10K" "$pid"); then
+  echo "$out"
+  per=$(echo "$out" | sed -n 's/.*bytes_per_idle_conn=\([0-9]*\).*/\1/p')
+  echo "per idle connection: $per bytes (<= 10240: $(verdict "$(( 10240 - ${per:-99999} ))" 0))"
+else
+  fail "c10k: $out"
+fi
 stop "$pid"
 
 echo "== 3. huge message: $HUGE bytes, through the sink and through the Maildir handler"
 for kind in ours maildir; do
   port=$(free_port); pid=$(start "$kind" "$port")
-  out=$("$LOADGEN" huge "127.0.0.1:$port" "$HUGE" || echo failed)
+  out=$("$LOADGEN" huge "127.0.0.1:$port" "$HUGE") || { fail "huge message through $kind"; out=failed; }
   peak=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
   echo "$kind: $out server_peak_rss_kib=$peak"
   stop "$pid"
@@ -186,7 +214,7 @@ done
 echo "== 4. soak: $SOAK messages over $SOAK_SESS sessions, in 10 segments"
 port=$(free_port); pid=$(start ours "$port")
 for i in $(seq 10); do
-  out=$("$LOADGEN" throughput "127.0.0.1:$port" "$SOAK_SESS" $((SOAK / 10)) 1024 || echo failed)
+  out=$("$LOADGEN" throughput "127.0.0.1:$port" "$SOAK_SESS" $((SOAK / 10)) 1024) || { fail "soak segment $i"; out=failed; }
   rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
   echo "segment $i: $out server_rss_kib=$rss"
 done
@@ -197,4 +225,5 @@ if [ "$QUICK" = 0 ]; then
   cargo bench --locked -p smtp-proto@0.1.0 --bench parse --bench session 2>/dev/null \
     | grep -E '^(commands|data_1mb|session)|thrpt:|allocations' || true
 fi
-echo "== done"
+echo "== done: $FAILURES failure(s)"
+if [ "$QUICK" = 1 ] && [ "$FAILURES" != 0 ]; then exit 1; fi

@@ -197,6 +197,11 @@ async fn throughput(addr: String, sessions: usize, messages: usize, size: usize,
         "messages={n} seconds={secs:.3} per_second={:.0} failed_sessions={errors}",
         n as f64 / secs
     );
+    // A run with failures is no measurement: the caller must see it (exit 1).
+    if errors > 0 || n < messages as u64 {
+        eprintln!("loadgen: {errors} session(s) failed, {n} of {messages} messages delivered");
+        std::process::exit(1);
+    }
 }
 
 async fn c10k(addr: String, conns: usize, pid: String) {
@@ -247,6 +252,10 @@ async fn c10k(addr: String, conns: usize, pid: String) {
     println!(
         "connections={conns} refused={refused} open_seconds={opened:.2} rss_base_kib={base} rss_idle_kib={idle} bytes_per_idle_conn={per_conn:.0} delivered={delivered} deliver_seconds={secs:.2}"
     );
+    if refused > 0 || delivered < conns {
+        eprintln!("loadgen: {refused} connection(s) refused, {delivered} of {conns} delivered");
+        std::process::exit(1);
+    }
 }
 
 async fn huge(addr: String, bytes: usize) {

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 #[cfg(unix)]
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use smtp_proto::{Config, Mode, Reply};
@@ -417,6 +417,7 @@ impl ServerBuilder {
         }
         Ok(Server {
             listeners,
+            open: Arc::default(),
             tls: self.tls.map(TlsAcceptor::from),
             max_connections: self.max_connections,
             grace: self.grace,
@@ -429,6 +430,7 @@ impl ServerBuilder {
 /// [`Server::spawn`].
 pub struct Server {
     listeners: Vec<Listener>,
+    open: Arc<AtomicUsize>,
     tls: Option<TlsAcceptor>,
     max_connections: Option<usize>,
     grace: Duration,
@@ -501,6 +503,7 @@ impl Server {
                 ctx,
                 limit: limit.clone(),
                 ids: Arc::clone(&ids),
+                open: Arc::clone(&self.open),
                 conns: Arc::clone(&conns),
             };
             let mut stop = stop_rx.clone();
@@ -534,12 +537,14 @@ impl Server {
     #[must_use = "dropping the handle shuts the server down; keep it for as long as the server should run"]
     pub fn spawn(self) -> ServerHandle {
         let addrs = self.local_addrs();
+        let open = Arc::clone(&self.open);
         let (tx, mut rx) = watch::channel(false);
         let task = tokio::spawn(self.serve_with_shutdown(async move {
             let _ = rx.wait_for(|s| *s).await;
         }));
         ServerHandle {
             addrs,
+            open,
             stop: tx,
             task: Some(task),
         }
@@ -551,7 +556,25 @@ struct AcceptLoop {
     ctx: ConnContext,
     limit: Option<Arc<Semaphore>>,
     ids: Arc<AtomicU64>,
+    /// Connections accepted and not yet closed (TLS handshakes and refusals included).
+    open: Arc<AtomicUsize>,
     conns: Arc<std::sync::Mutex<JoinSet<()>>>,
+}
+
+/// Counts a connection as open until dropped.
+struct OpenGuard(Arc<AtomicUsize>);
+
+impl OpenGuard {
+    fn new(open: &Arc<AtomicUsize>) -> Self {
+        open.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(open))
+    }
+}
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl AcceptLoop {
@@ -587,7 +610,11 @@ impl AcceptLoop {
             Some(limit) => match Arc::clone(limit).try_acquire_owned() {
                 Ok(permit) => Some(permit),
                 Err(_) => {
-                    conns.spawn(refuse(stream));
+                    let guard = OpenGuard::new(&self.open);
+                    conns.spawn(async move {
+                        refuse(stream).await;
+                        drop(guard);
+                    });
                     return;
                 }
             },
@@ -600,9 +627,11 @@ impl AcceptLoop {
             ..SessionInfo::default()
         };
         let ctx = self.ctx.clone();
+        let guard = OpenGuard::new(&self.open);
         conns.spawn(async move {
             serve(stream, ctx, info).await;
             drop(permit);
+            drop(guard);
         });
     }
 }
@@ -698,6 +727,7 @@ async fn accept_error(e: std::io::Error) {
 #[must_use = "dropping the handle shuts the server down"]
 pub struct ServerHandle {
     addrs: Vec<SocketAddr>,
+    open: Arc<AtomicUsize>,
     stop: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<Result<(), Error>>>,
 }
@@ -711,6 +741,12 @@ impl ServerHandle {
     /// Every TCP listener's address.
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.addrs
+    }
+
+    /// Connections accepted and not yet closed, counted by the server itself: TLS handshakes
+    /// in progress and connections refused at the limit included.
+    pub fn open_connections(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
     }
 
     /// Shuts down gracefully and waits until every connection is gone.

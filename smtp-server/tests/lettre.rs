@@ -6,6 +6,7 @@ mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use common::{Capture, WAIT, certificate};
 use lettre::message::{Mailbox, header::ContentType};
@@ -253,5 +254,97 @@ async fn fifty_megabytes_streamed() {
     // lettre always ends DATA with CRLF.CRLF, so a message already ending in CRLF gets an
     // empty last line: two more octets.
     assert_eq!(counter.0.load(Ordering::Relaxed), raw.len() as u64 + 2);
+    server.shutdown().await.unwrap();
+}
+
+/// Holds the message after its first megabyte until released.
+#[derive(Clone)]
+struct Gate {
+    got: Arc<AtomicU64>,
+    open: Arc<tokio::sync::Notify>,
+}
+
+#[async_trait]
+impl Handler for Gate {
+    async fn data(&self, _: &SessionInfo, _: &Envelope, mut body: Body) -> Result<(), Reply> {
+        let mut held = false;
+        while let Some(chunk) = body.chunk().await {
+            let chunk = chunk.map_err(|_| Reply::LOCAL_ERROR)?;
+            let total =
+                self.got.fetch_add(chunk.len() as u64, Ordering::SeqCst) + chunk.len() as u64;
+            if !held && total >= 1 << 20 {
+                held = true;
+                self.open.notified().await;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Streaming, proved: content reaches the handler before the client has finished sending, and
+/// while the handler holds back, the server stops reading (backpressure): the client cannot
+/// get its 50 MB out. A server that buffered the message would take all of it.
+#[tokio::test]
+async fn content_streams_to_the_handler_with_backpressure() {
+    use tokio::io::AsyncWriteExt;
+    let gate = Gate {
+        got: Arc::default(),
+        open: Arc::default(),
+    };
+    let server = Server::builder()
+        .listen("127.0.0.1:0")
+        .configure(|c| c.limits.message_size = 64 << 20)
+        .handler(gate.clone())
+        .bind()
+        .await
+        .unwrap()
+        .spawn();
+    let addr = server.local_addr().unwrap();
+    let mut c = common::Raw::connect(addr).await;
+    assert_eq!(c.code().await, 220);
+    assert_eq!(c.cmd("EHLO c").await, 250);
+    assert_eq!(c.cmd("MAIL FROM:<a@example.com>").await, 250);
+    assert_eq!(c.cmd("RCPT TO:<b@example.net>").await, 250);
+    assert_eq!(c.cmd("DATA").await, 354);
+    let sent = Arc::new(AtomicU64::new(0));
+    let common::Raw { reader, mut writer } = c;
+    let writing = tokio::spawn({
+        let sent = Arc::clone(&sent);
+        async move {
+            let block = "x".repeat(998) + "\r\n";
+            let chunk = block.repeat(64);
+            for _ in 0..(50 << 20) / chunk.len() {
+                writer.write_all(chunk.as_bytes()).await.unwrap();
+                sent.fetch_add(chunk.len() as u64, Ordering::SeqCst);
+            }
+            writer.write_all(b".\r\n").await.unwrap();
+            writer
+        }
+    });
+    // The handler has its first megabyte while the client is still far from done...
+    let start = std::time::Instant::now();
+    while gate.got.load(Ordering::SeqCst) < 1 << 20 {
+        assert!(start.elapsed() < WAIT, "no content reached the handler");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // ...and while it holds, the server reads no more than its buffers allow.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = sent.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = sent.load(Ordering::SeqCst);
+    assert_eq!(
+        before, after,
+        "the client kept sending while the handler held back"
+    );
+    assert!(
+        after < 30 << 20,
+        "{after} bytes taken while the handler held the first 1 MB"
+    );
+    assert!(!writing.is_finished());
+    gate.open.notify_one();
+    let writer = tokio::time::timeout(WAIT, writing).await.unwrap().unwrap();
+    let mut c = common::Raw { reader, writer };
+    assert_eq!(c.code().await, 250);
+    assert!(gate.got.load(Ordering::SeqCst) >= 50 << 19);
     server.shutdown().await.unwrap();
 }

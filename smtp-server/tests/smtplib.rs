@@ -12,7 +12,7 @@ use smtp_server::Server;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_smtplib() {
     if Command::new("python3").arg("--version").output().is_err() {
-        eprintln!("SKIPPED: python3 is not installed");
+        common::skip("python3 is not installed");
         return;
     }
     let (cert, key) = certificate();

@@ -190,3 +190,18 @@ pub fn within(took: Duration, delay: Duration) {
         "answered after {took:?} for a {delay:?} delay"
     );
 }
+
+/// Awaits `f`, failing the test if it takes longer than [`WAIT`]: no test waits unbounded.
+pub async fn bounded<T>(f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(WAIT, f)
+        .await
+        .expect("did not complete in time")
+}
+
+/// Under `CI=true` a test that cannot run is a failure; elsewhere it says why and passes.
+pub fn skip(why: &str) {
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("CI=true: this test must run, but {why}");
+    }
+    eprintln!("SKIPPED: {why}");
+}
