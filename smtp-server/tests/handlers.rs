@@ -358,3 +358,96 @@ async fn delegate_overrides_only_what_it_names() {
     assert_eq!(stored[0].envelope.recipients.len(), 1);
     server.shutdown().await.unwrap();
 }
+
+/// Checks the password and answers with the user name, ignoring any authorization identity,
+/// as a naive handler would.
+struct NaiveAuth(smtp_server::Accounts);
+
+#[async_trait]
+impl Handler for NaiveAuth {
+    async fn auth(
+        &self,
+        _: &SessionInfo,
+        c: &smtp_server::smtp_proto::Credentials,
+    ) -> Result<String, Reply> {
+        match c {
+            smtp_server::smtp_proto::Credentials::Plain(p) if p.password == "secret" => {
+                Ok(p.authcid.clone())
+            }
+            _ => Err(Reply::AUTH_INVALID),
+        }
+    }
+}
+
+/// RFC 4616 2: `admin\0ann\0secret` asks to act as `admin`. A handler that only checks the
+/// password did not grant that, so the driver refuses (535 5.7.8); `Accounts` grants it only
+/// when `allow_acting_as` says so; asking for oneself is plain AUTH.
+#[tokio::test]
+async fn plain_authorization_identity_needs_a_policy() {
+    use base64::Engine as _;
+    let plain = |s: &str| {
+        format!(
+            "AUTH PLAIN {}",
+            base64::engine::general_purpose::STANDARD.encode(s)
+        )
+    };
+    let accounts = smtp_server::Accounts::new([("ann", "secret")]);
+    let cases: Vec<(Box<dyn Handler>, &str, u16)> = vec![
+        (
+            Box::new(NaiveAuth(accounts.clone())),
+            "admin\0ann\0secret",
+            535,
+        ),
+        (
+            Box::new(NaiveAuth(accounts.clone())),
+            "ann\0ann\0secret",
+            235,
+        ),
+        (Box::new(NaiveAuth(accounts.clone())), "\0ann\0secret", 235),
+        (
+            Box::new(AccountsAuth(accounts.clone())),
+            "admin\0ann\0secret",
+            535,
+        ),
+        (
+            Box::new(AccountsAuth(
+                accounts.clone().allow_acting_as("ann", "admin"),
+            )),
+            "admin\0ann\0secret",
+            235,
+        ),
+    ];
+    for (handler, credentials, want) in cases {
+        let server = Server::builder()
+            .listen("127.0.0.1:0")
+            .auth_mechanisms(["PLAIN"])
+            .allow_insecure_auth(true)
+            .handler_arc(Arc::from(handler))
+            .bind()
+            .await
+            .unwrap()
+            .spawn();
+        let mut c = Raw::connect(server.local_addr().unwrap()).await;
+        assert_eq!(c.code().await, 220);
+        assert_eq!(c.cmd("EHLO client.test").await, 250);
+        let (code, text) = c.reply_to(&plain(credentials)).await;
+        assert_eq!(code, want, "{credentials:?}: {text}");
+        if want == 535 {
+            assert!(text.contains("5.7.8"), "{text}");
+        }
+        server.shutdown().await.unwrap();
+    }
+}
+
+struct AccountsAuth(smtp_server::Accounts);
+
+#[async_trait]
+impl Handler for AccountsAuth {
+    async fn auth(
+        &self,
+        _: &SessionInfo,
+        c: &smtp_server::smtp_proto::Credentials,
+    ) -> Result<String, Reply> {
+        self.0.verify(c)
+    }
+}
