@@ -7,7 +7,9 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use common::Raw;
-use smtp_server::smtp_proto::{EnhancedStatus, Envelope, ForwardPath, RcptParams, Reply};
+use smtp_server::smtp_proto::{
+    Credentials, EnhancedStatus, Envelope, ForwardPath, RcptParams, Reply,
+};
 use smtp_server::{Debugging, Handler, Maildir, Memory, Relay, Server, SessionInfo, async_trait};
 
 async fn transaction(addr: std::net::SocketAddr, rcpts: &[&str], content: &str) -> Vec<u16> {
@@ -361,19 +363,13 @@ async fn delegate_overrides_only_what_it_names() {
 
 /// Checks the password and answers with the user name, ignoring any authorization identity,
 /// as a naive handler would.
-struct NaiveAuth(smtp_server::Accounts);
+struct NaiveAuth;
 
 #[async_trait]
 impl Handler for NaiveAuth {
-    async fn auth(
-        &self,
-        _: &SessionInfo,
-        c: &smtp_server::smtp_proto::Credentials,
-    ) -> Result<String, Reply> {
+    async fn auth(&self, _: &SessionInfo, c: &Credentials) -> Result<String, Reply> {
         match c {
-            smtp_server::smtp_proto::Credentials::Plain(p) if p.password == "secret" => {
-                Ok(p.authcid.clone())
-            }
+            Credentials::Plain(p) if p.password == "secret" => Ok(p.authcid.clone()),
             _ => Err(Reply::AUTH_INVALID),
         }
     }
@@ -393,17 +389,9 @@ async fn plain_authorization_identity_needs_a_policy() {
     };
     let accounts = smtp_server::Accounts::new([("ann", "secret")]);
     let cases: Vec<(Box<dyn Handler>, &str, u16)> = vec![
-        (
-            Box::new(NaiveAuth(accounts.clone())),
-            "admin\0ann\0secret",
-            535,
-        ),
-        (
-            Box::new(NaiveAuth(accounts.clone())),
-            "ann\0ann\0secret",
-            235,
-        ),
-        (Box::new(NaiveAuth(accounts.clone())), "\0ann\0secret", 235),
+        (Box::new(NaiveAuth), "admin\0ann\0secret", 535),
+        (Box::new(NaiveAuth), "ann\0ann\0secret", 235),
+        (Box::new(NaiveAuth), "\0ann\0secret", 235),
         (
             Box::new(AccountsAuth(accounts.clone())),
             "admin\0ann\0secret",
@@ -443,11 +431,7 @@ struct AccountsAuth(smtp_server::Accounts);
 
 #[async_trait]
 impl Handler for AccountsAuth {
-    async fn auth(
-        &self,
-        _: &SessionInfo,
-        c: &smtp_server::smtp_proto::Credentials,
-    ) -> Result<String, Reply> {
+    async fn auth(&self, _: &SessionInfo, c: &Credentials) -> Result<String, Reply> {
         self.0.verify(c)
     }
 }

@@ -650,7 +650,7 @@ async fn logs_carry_no_secret_and_no_content() {
     for verbosity in ["-v", "-vv"] {
         let mut args = base.to_vec();
         args.push(verbosity);
-        let log = stderr_of(&args, |port| secret_session(port)).await;
+        let log = stderr_of(&args, secret_session).await;
         for secret in &secrets {
             assert!(
                 !log.contains(secret.as_str()),

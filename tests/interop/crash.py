@@ -46,6 +46,9 @@ def client(port, name, acked, codes, drops, stop):
                     acked.append(tag)
                 except smtplib.SMTPResponseException as e:
                     codes.append(e.smtp_code); return
+                except smtplib.SMTPRecipientsRefused as e:
+                    # The reply to RCPT (smtplib keeps it per recipient), e.g. 421 at shutdown.
+                    codes.append(min(code for code, _ in e.recipients.values())); return
     except (OSError, smtplib.SMTPException) as e:
         drops.append(f"{name}: {type(e).__name__}: {e}")
 
