@@ -239,6 +239,9 @@ fn build_handler(
             "tempfail answers 4xx codes, and code {codes:?} has none (use bounce for 5xx)"
         ));
     }
+    if p.keep_crlf.is_some() && !matches!(spec, HandlerSpec::Maildir(_)) {
+        return Err("keep_crlf applies to the maildir handler only".into());
+    }
     if (p.relay_tls.is_some() || p.relay_ca.is_some()) && !matches!(spec, HandlerSpec::Relay(_)) {
         return Err("relay_tls and relay_ca apply to the relay handler only".into());
     }
@@ -260,7 +263,8 @@ fn build_handler(
         }
         HandlerSpec::Maildir(dir) => {
             let m = Maildir::new(&dir).map_err(|e| format!("maildir {}: {e}", dir.display()))?;
-            (Arc::new(m.hostname(hostname)), Some(dir))
+            let m = m.hostname(hostname).keep_crlf(p.keep_crlf.unwrap_or(false));
+            (Arc::new(m), Some(dir))
         }
         HandlerSpec::Relay(upstream) => {
             check_upstream(&upstream)?;
@@ -469,6 +473,7 @@ async fn run(s: Settings) -> Result<(), String> {
                 switches: p.switches,
                 relay_tls: p.relay_tls,
                 relay_ca: p.relay_ca.clone(),
+                keep_crlf: p.keep_crlf,
                 ..Profile::default()
             }
         );

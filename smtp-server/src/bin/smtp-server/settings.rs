@@ -62,6 +62,8 @@ pub(crate) struct Profile {
     pub(crate) relay_tls: Option<RelayTls>,
     /// The certificates (PEM) the relay trusts for its upstream.
     pub(crate) relay_ca: Option<PathBuf>,
+    /// Maildir: keep the wire's CRLF line endings instead of LF.
+    pub(crate) keep_crlf: Option<bool>,
 }
 
 /// How the relay handler protects its connection to the upstream.
@@ -161,6 +163,7 @@ impl Profile {
                 }
             }
             "relay_ca" => self.relay_ca = Some(value.into()),
+            "keep_crlf" => self.keep_crlf = flag(value)?,
             _ => return Err(format!("unknown setting {key:?}")),
         }
         Ok(())
@@ -190,6 +193,7 @@ impl Profile {
             timeout: pick(&self.timeout, &base.timeout),
             relay_tls: pick(&self.relay_tls, &base.relay_tls),
             relay_ca: pick(&self.relay_ca, &base.relay_ca),
+            keep_crlf: pick(&self.keep_crlf, &base.keep_crlf),
         }
     }
 }
