@@ -242,7 +242,8 @@ impl<'a> Command<'a> {
         let usage = ParseError::Syntax {
             usage: "BDAT size [LAST]",
         };
-        let size = take_while_m_n(1, 20, |c: char| c.is_ascii_digit());
+        // chunk-size = 1*DIGIT: any number of digits (a size past 64 bits saturates below).
+        let size = take_while1(|c: char| c.is_ascii_digit());
         let last = opt(preceded(take_while1(|c| c == ' '), tag_no_case("LAST")));
         let (_, (size, last)) = all_consuming((size, last))
             .parse(args)
@@ -530,7 +531,11 @@ mod tests {
             ("BDAT 9223372036854775808", ok("BDAT 9223372036854775808")),
             // Over 64 bits: larger than any limit (552 and drained by the session), not 501.
             ("BDAT 18446744073709551616", ok("BDAT 18446744073709551615")),
-            ("BDAT 123456789012345678901", err(501, "5.5.4")),
+            (
+                "BDAT 123456789012345678901",
+                ok("BDAT 18446744073709551615"),
+            ),
+            ("BDAT 00000000000000000000005 LAST", ok("BDAT 5 LAST")),
             ("BDAT", err(501, "5.5.4")),
             ("BDAT x", err(501, "5.5.4")),
             ("BDAT -1", err(501, "5.5.4")),

@@ -402,7 +402,7 @@ impl Session {
     }
 
     /// The next transcript line, in order, once [`record_transcript`](Self::record_transcript)
-    /// was turned on.
+    /// was turned on. At most 1,024 lines are kept between polls; later ones are dropped.
     #[must_use]
     pub fn poll_transcript(&mut self) -> Option<String> {
         self.transcript.as_mut()?.pop_front()
@@ -410,7 +410,10 @@ impl Session {
 
     fn note(&mut self, line: impl FnOnce() -> String) {
         if let Some(t) = &mut self.transcript {
-            t.push_back(line());
+            // Bounded for a caller that never polls: one pipelined group's worth.
+            if t.len() < TRANSCRIPT_MAX {
+                t.push_back(line());
+            }
         }
     }
 
@@ -458,7 +461,6 @@ impl Session {
                             self.note(|| "***".to_string());
                             self.auth_line(line);
                         } else {
-                            self.note(|| redacted(line));
                             self.command(line);
                         }
                     }
@@ -838,8 +840,16 @@ impl Session {
 
     fn command(&mut self, line: &[u8]) {
         let cmd = match Command::parse_with(line, self.config.parse) {
-            Ok(cmd) => cmd,
-            Err(e) => return self.error(e.reply()),
+            Ok(cmd) => {
+                self.note(|| redacted(line));
+                cmd
+            }
+            Err(e) => {
+                // Not a command: perhaps content sent after a refused DATA, or an AUTH
+                // response after a refused AUTH. Never shown, only its verb and size.
+                self.note(|| unparsed(line));
+                return self.error(e.reply());
+            }
         };
         if let Some(i) = VERBS.iter().position(|v| *v == cmd.verb()) {
             self.command_counts[i] += 1;
@@ -1238,6 +1248,23 @@ impl Session {
     }
 }
 
+/// Transcript lines kept between two polls.
+const TRANSCRIPT_MAX: usize = 1024;
+
+/// A line that is not a command, for a log: its verb if it starts with one, and its size.
+fn unparsed(line: &[u8]) -> String {
+    let word = line.split(|&b| b == b' ').next().unwrap_or_default();
+    match VERBS
+        .iter()
+        .find(|v| v.as_bytes().eq_ignore_ascii_case(word))
+    {
+        Some(verb) if *verb != "AUTH" => {
+            format!("{verb} ... (not understood, {} bytes)", line.len())
+        }
+        _ => format!("(not a command, {} bytes)", line.len()),
+    }
+}
+
 /// A command line for a log: as sent, except that an AUTH command keeps only its mechanism
 /// (RFC 4954 4: the initial response carries the credentials).
 fn redacted(line: &[u8]) -> String {
@@ -1286,6 +1313,19 @@ mod tests {
             (b"AUTH", "AUTH"),
             (b"AUTH  PLAIN x", "AUTH *** ***"),
         ];
+        let lines: &[(&[u8], &str)] = &[
+            (b"c2VjcmV0", "(not a command, 8 bytes)"),
+            (b" AUTH PLAIN AGFubgBzZWNyZXQ=", "(not a command, 28 bytes)"),
+            (b"AUTH\tPLAIN x", "(not a command, 12 bytes)"),
+            (
+                b"MAIL FROM:bad address",
+                "MAIL ... (not understood, 21 bytes)",
+            ),
+            (b"Subject: secret plans", "(not a command, 21 bytes)"),
+        ];
+        for (line, want) in lines {
+            assert_eq!(unparsed(line), *want, "{:?}", String::from_utf8_lossy(line));
+        }
         for (line, want) in cases {
             assert_eq!(redacted(line), *want, "{:?}", String::from_utf8_lossy(line));
         }
@@ -1360,7 +1400,29 @@ mod tests {
                 "bytewise: {bytewise}"
             );
         }
-        let lines = transcript(config, b"EHLO c\r\nAUTH PLAIN AGFubgBzZWNyZXQ=\r\n", false);
+        let lines = transcript(
+            config.clone(),
+            b"EHLO c\r\nAUTH PLAIN AGFubgBzZWNyZXQ=\r\n",
+            false,
+        );
         assert_eq!(lines, ["EHLO c", "AUTH PLAIN ***"]);
+        // A client that sends on after a refusal: content after a refused DATA, AUTH LOGIN
+        // answers after a refused AUTH. None of it is shown.
+        let input = b"DATA\r\nSubject: secret plans\r\n.\r\nAUTH CRAM-MD5\r\nYW5u\r\nc2VjcmV0\r\n";
+        for bytewise in [false, true] {
+            let lines = transcript(config.clone(), input, bytewise);
+            assert_eq!(
+                lines,
+                [
+                    "DATA",
+                    "(not a command, 21 bytes)",
+                    "(not a command, 1 bytes)",
+                    "AUTH CRAM-MD5",
+                    "(not a command, 4 bytes)",
+                    "(not a command, 8 bytes)",
+                ],
+                "bytewise: {bytewise}"
+            );
+        }
     }
 }

@@ -17,18 +17,52 @@ use crate::error::BodyError;
 /// [`Body::collect`]. The content is unstuffed and ends with the final CRLF of the message.
 #[derive(Debug)]
 pub struct Body {
-    rx: mpsc::Receiver<Result<Bytes, BodyError>>,
+    rx: mpsc::Receiver<Piece>,
     limit: u64,
+    /// The end was seen (or reported): from now on, `None`.
+    done: bool,
 }
 
+/// What the connection sends a [`Body`]: content, then the end or an error. The end is
+/// explicit: a channel closed without it (the connection failed mid-message) reads as
+/// [`BodyError::Incomplete`], never as a complete message.
+pub(crate) type Piece = Result<Option<Bytes>, BodyError>;
+
 impl Body {
-    pub(crate) fn new(rx: mpsc::Receiver<Result<Bytes, BodyError>>, limit: u64) -> Self {
-        Self { rx, limit }
+    pub(crate) fn new(rx: mpsc::Receiver<Piece>, limit: u64) -> Self {
+        Self {
+            rx,
+            limit,
+            done: false,
+        }
     }
 
-    /// The next chunk; `None` at the end of the message.
+    /// The next chunk; `None` at the end of the message. A message cut short (the connection
+    /// failed, timed out, or the client reset) ends with `Err`, never with `None`.
     pub async fn chunk(&mut self) -> Option<Result<Bytes, BodyError>> {
-        self.rx.recv().await
+        let piece = self.rx.recv().await;
+        self.next(piece)
+    }
+
+    fn next(&mut self, piece: Option<Piece>) -> Option<Result<Bytes, BodyError>> {
+        if self.done {
+            return None;
+        }
+        match piece {
+            Some(Ok(Some(bytes))) => Some(Ok(bytes)),
+            Some(Ok(None)) => {
+                self.done = true;
+                None
+            }
+            Some(Err(e)) => {
+                self.done = true;
+                Some(Err(e))
+            }
+            None => {
+                self.done = true;
+                Some(Err(BodyError::Incomplete))
+            }
+        }
     }
 
     /// Reads the whole message into memory (at most the session's size limit).
@@ -62,12 +96,13 @@ impl From<Bytes> for Body {
     /// # }
     /// ```
     fn from(content: Bytes) -> Self {
-        let (tx, rx) = mpsc::channel(1);
+        let (tx, rx) = mpsc::channel(2);
         let limit = content.len() as u64;
         if !content.is_empty() {
-            // A new channel has room for one.
-            let _ = tx.try_send(Ok(content));
+            // A new channel has room for both.
+            let _ = tx.try_send(Ok(Some(content)));
         }
+        let _ = tx.try_send(Ok(None));
         Self::new(rx, limit)
     }
 }
@@ -82,7 +117,11 @@ impl futures_util::Stream for Body {
     type Item = Result<Bytes, BodyError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.rx.poll_recv(cx)
+        if self.done {
+            return Poll::Ready(None);
+        }
+        let piece = std::task::ready!(self.rx.poll_recv(cx));
+        Poll::Ready(self.next(piece))
     }
 }
 
@@ -158,6 +197,36 @@ impl std::fmt::Debug for Message {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The end is explicit: a connection that fails mid-message must not look like the end.
+    #[tokio::test]
+    async fn a_closed_channel_is_incomplete_not_the_end() {
+        let (tx, rx) = mpsc::channel(4);
+        tx.send(Ok(Some(Bytes::from_static(b"Subject: cut\r\n"))))
+            .await
+            .unwrap();
+        drop(tx);
+        let mut body = Body::new(rx, 100);
+        assert!(matches!(body.chunk().await, Some(Ok(_))));
+        assert_eq!(body.chunk().await, Some(Err(BodyError::Incomplete)));
+        assert_eq!(body.chunk().await, None);
+        let (tx, rx) = mpsc::channel(4);
+        tx.send(Ok(Some(Bytes::from_static(b"x")))).await.unwrap();
+        drop(tx);
+        assert_eq!(
+            Body::new(rx, 100).collect().await.unwrap_err(),
+            BodyError::Incomplete
+        );
+        // With the end marker: complete.
+        let (tx, rx) = mpsc::channel(4);
+        tx.send(Ok(Some(Bytes::from_static(b"x")))).await.unwrap();
+        tx.send(Ok(None)).await.unwrap();
+        drop(tx);
+        assert_eq!(
+            Body::new(rx, 100).collect().await.unwrap().raw().as_ref(),
+            b"x"
+        );
+    }
 
     /// An empty message is legal SMTP (RFC 5321 4.1.1.4 allows no content at all): every
     /// accessor answers `None`, none panics.

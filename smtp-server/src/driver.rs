@@ -381,6 +381,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
             }
         };
         let (result, end) = tokio::join!(data, self.content(tx).instrument(span));
+        // The id belongs to this message only: the next transaction's hooks must not see it.
+        self.info.queue_id = None;
         let end = end?;
         let MessageEnd::Complete { size } = end else {
             info!(id = %queue_id, "message not received to its end");
@@ -417,7 +419,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
                     .into_iter()
                     .map(|r| r.err().unwrap_or_else(|| accepted.clone()))
                     .collect();
-                let codes = replies.iter().map(Reply::code).collect();
+                let mut codes: Vec<u16> = replies.iter().map(Reply::code).collect();
+                // The session answers a missing result with 451 (as the log should say).
+                codes.resize(rcpts.max(codes.len()), Reply::LOCAL_ERROR.code());
+                codes.truncate(rcpts);
                 self.session.reply_each(now, replies);
                 codes
             }
@@ -432,10 +437,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
 
     /// Reads the message content and sends it to the handler, until the session reaches the
     /// end of the message (or drops it).
-    async fn content(
-        &mut self,
-        tx: mpsc::Sender<Result<Bytes, BodyError>>,
-    ) -> io::Result<MessageEnd> {
+    async fn content(&mut self, tx: mpsc::Sender<crate::body::Piece>) -> io::Result<MessageEnd> {
         let mut tx = Some(tx);
         let mut idle = false;
         loop {
@@ -458,7 +460,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
                     Output::Event(e) => e,
                 };
                 match event {
-                    Event::MessageEnd { size } => return Ok(MessageEnd::Complete { size }),
+                    Event::MessageEnd { size } => {
+                        // The explicit end: without it the handler sees `Incomplete`.
+                        if let Some(tx) = tx.take() {
+                            let _ = tx.send(Ok(None)).await;
+                        }
+                        return Ok(MessageEnd::Complete { size });
+                    }
                     Event::MessageAborted { error } => {
                         let error = match error {
                             Some(smtp_proto::DataError::TooLarge) => BodyError::TooLarge,
@@ -494,7 +502,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
             if let Some(chunk) = used.body {
                 let chunk = Bytes::copy_from_slice(chunk);
                 if let Some(sender) = &tx
-                    && sender.send(Ok(chunk)).await.is_err()
+                    && sender.send(Ok(Some(chunk))).await.is_err()
                 {
                     // The handler returned without reading everything: drain the rest.
                     tx = None;

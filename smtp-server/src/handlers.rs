@@ -83,6 +83,7 @@ impl Accounts {
     /// time. A PLAIN request to act as another identity is granted (that identity is returned)
     /// only if [`Accounts::allow_acting_as`] allows it.
     pub fn verify(&self, credentials: &smtp_proto::Credentials) -> Result<String, Reply> {
+        use sha2::{Digest as _, Sha256};
         use smtp_proto::Credentials;
         use subtle::ConstantTimeEq as _;
         let (user, password) = match credentials {
@@ -90,10 +91,14 @@ impl Accounts {
             Credentials::Login { username, password } => (username.as_str(), password.as_str()),
             _ => return Err(Reply::AUTH_INVALID),
         };
-        let Some(expected) = self.passwords.get(user) else {
-            return Err(Reply::AUTH_INVALID);
-        };
-        if !bool::from(expected.as_bytes().ct_eq(password.as_bytes())) {
+        // Digests of equal length, compared in constant time, and a comparison even for an
+        // unknown user: the time taken tells neither the password's length nor whether the
+        // user exists.
+        let known = self.passwords.get(user);
+        let expected = Sha256::digest(known.map_or(&[0xff][..], |p| p.as_bytes()));
+        let given = Sha256::digest(password.as_bytes());
+        let matches = bool::from(expected.ct_eq(&given));
+        if known.is_none() || !matches {
             return Err(Reply::AUTH_INVALID);
         }
         match credentials.authzid() {
@@ -340,6 +345,9 @@ pub(crate) struct CrlfToLf {
 
 impl CrlfToLf {
     pub(crate) fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
+        if chunk.is_empty() {
+            return;
+        }
         let mut rest = chunk;
         if std::mem::take(&mut self.pending_cr) && rest.first() != Some(&b'\n') {
             out.push(b'\r');
@@ -457,7 +465,9 @@ impl Handler for Maildir {
                 .mode(0o600)
                 .open(&tmp)
                 .await?;
-            let mut lf = (!self.keep_crlf).then(CrlfToLf::default);
+            // BINARYMIME content is binary (RFC 3030 3): a CRLF in it is data, kept as is.
+            let binary = env.params.body == Some(smtp_proto::Body::BinaryMime);
+            let mut lf = (!self.keep_crlf && !binary).then(CrlfToLf::default);
             let mut out = Vec::new();
             let mut write = async |bytes: &[u8], lf: &mut Option<CrlfToLf>| match lf {
                 Some(lf) => {
@@ -525,6 +535,7 @@ mod tests {
             (b"bare\nlf\r\n", b"bare\nlf\n"),
             (b"\r\r\n\r", b"\r\n\r"),
             (b"", b""),
+            (b"\r", b"\r"),
         ];
         for (input, want) in cases {
             for split in 0..=input.len() {
@@ -542,6 +553,16 @@ mod tests {
             }
             c.finish(&mut out);
             assert_eq!(out, *want, "{input:?} byte by byte");
+            // Empty chunks anywhere change nothing.
+            let mut c = CrlfToLf::default();
+            let mut out = Vec::new();
+            for b in input.iter() {
+                c.push(b"", &mut out);
+                c.push(std::slice::from_ref(b), &mut out);
+                c.push(b"", &mut out);
+            }
+            c.finish(&mut out);
+            assert_eq!(out, *want, "{input:?} with empty chunks");
         }
     }
 

@@ -653,22 +653,40 @@ impl AcceptLoop {
 /// assert_eq!(out, "220 mem.example ESMTP ready\r\n221 2.0.0 Bye\r\n");
 /// # }
 /// ```
-pub async fn serve_stream<S>(io: S, config: Config, handler: impl Handler, peer: Option<SocketAddr>)
+///
+/// # Errors
+/// [`Error::Config`] for a configuration that cannot work (a message size limit of 0), as
+/// [`ServerBuilder::bind`] would.
+pub async fn serve_stream<S>(
+    io: S,
+    config: Config,
+    handler: impl Handler,
+    peer: Option<SocketAddr>,
+) -> Result<(), Error>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    serve_stream_arc(io, Arc::new(config), Arc::new(handler), peer).await;
+    serve_stream_arc(io, Arc::new(config), Arc::new(handler), peer).await
 }
 
 /// [`serve_stream`] with a shared configuration and handler.
+///
+/// # Errors
+/// As [`serve_stream`].
 pub async fn serve_stream_arc<S>(
     io: S,
     config: Arc<Config>,
     handler: Arc<dyn Handler>,
     peer: Option<SocketAddr>,
-) where
+) -> Result<(), Error>
+where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    if config.limits.message_size == 0 {
+        return Err(Error::Config(
+            "the message size limit must be at least 1 byte".into(),
+        ));
+    }
     let (_stop, shutdown) = watch::channel(false);
     let ctx = ConnContext {
         config,
@@ -684,6 +702,7 @@ pub async fn serve_stream_arc<S>(
         ..SessionInfo::default()
     };
     serve(io, ctx, info).await;
+    Ok(())
 }
 
 /// Binds a TCP listener with a deep accept queue: a burst of thousands of connections must wait

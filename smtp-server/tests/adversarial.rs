@@ -197,6 +197,12 @@ async fn bdat_client_that_never_reads_is_cut() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The message was cut short (no BDAT LAST): the handler must have seen an error, never
+    // an end, so nothing was stored.
+    assert!(
+        live.capture.messages.lock().unwrap().is_empty(),
+        "a message cut short by the deadline was handed over as complete"
+    );
     drop(s);
     server.shutdown().await.unwrap();
 }

@@ -435,3 +435,34 @@ impl Handler for AccountsAuth {
         self.0.verify(c)
     }
 }
+
+/// RFC 3030 3: BINARYMIME content is binary, so the Maildir keeps its CRLFs (turning them into
+/// LF would change the data), while a text message is stored with LF.
+#[tokio::test]
+async fn maildir_keeps_binarymime_bytes() {
+    let dir = std::env::temp_dir().join(format!("maildir-binary-{}", std::process::id()));
+    let server = common::spawn(Maildir::new(&dir).unwrap().hostname("mx.test")).await;
+    let mut c = Raw::connect(server.local_addr().unwrap()).await;
+    assert_eq!(c.code().await, 220);
+    assert_eq!(c.cmd("EHLO client.test").await, 250);
+    assert_eq!(
+        c.cmd("MAIL FROM:<a@example.com> BODY=BINARYMIME").await,
+        250
+    );
+    assert_eq!(c.cmd("RCPT TO:<b@example.net>").await, 250);
+    let content = "Subject: bin\r\n\r\n\x00\r\n\r\x01\n";
+    c.send(&format!("BDAT {} LAST\r\n{content}", content.len()))
+        .await;
+    assert_eq!(c.code().await, 250);
+    assert_eq!(c.cmd("QUIT").await, 221);
+    let file = std::fs::read_dir(dir.join("new"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let stored = std::fs::read(file).unwrap();
+    assert!(stored.ends_with(content.as_bytes()), "{stored:?}");
+    server.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

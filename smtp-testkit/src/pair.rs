@@ -178,8 +178,13 @@ impl Pair {
             }
             self.input.drain(..consumed);
             if consumed == 0 && !had_body {
+                // A decision answered in this last drain (such as the end of a lone
+                // `BDAT 0 LAST`) needs one more turn, with no input, to send its reply.
+                let seen = self.events.len();
                 self.drain_outputs();
-                return;
+                if self.events.len() == seen {
+                    return;
+                }
             }
         }
         panic!("session made no progress:\n{}", self.transcript);
