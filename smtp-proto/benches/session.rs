@@ -10,8 +10,10 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use smtp_proto::{Config, Output, Session};
+use smtp_proto::testing::{Decision, Peer, drive};
+use smtp_proto::{CloseReason, Config, Event, Session};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
 #[global_allocator]
@@ -42,61 +44,43 @@ fn client_bytes() -> Vec<u8> {
     out
 }
 
-/// Runs one session over `input`, fed in 64 KiB reads; returns messages accepted and bytes
-/// written.
+/// A driver that accepts everything and counts what it sees.
+#[derive(Default)]
+struct Sink {
+    wrote: usize,
+    body: usize,
+    accepted: usize,
+}
+
+impl Peer for Sink {
+    fn transmit(&mut self, bytes: &[u8]) {
+        self.wrote += bytes.len();
+    }
+    fn content(&mut self, bytes: Bytes) {
+        self.body += black_box(bytes).len();
+    }
+    fn event(&mut self, event: &Event, _: &Session) -> Decision {
+        if matches!(event, Event::MessageEnd { .. }) {
+            self.accepted += 1;
+        }
+        Decision::Accept
+    }
+    fn closed(&mut self, _: CloseReason) {}
+}
+
+/// Runs one session over `input`, fed in 64 KiB reads, through the shared drive loop
+/// (`smtp_proto::testing::drive`); returns messages accepted and bytes written.
 fn run(config: &Arc<Config>, input: &[u8]) -> (usize, usize) {
     let now = Instant::now();
     let mut s = Session::new(Arc::clone(config), now);
-    let mut buf: Vec<u8> = Vec::with_capacity(128 * 1024);
-    let mut wrote = 0;
-    let mut body = 0;
-    let mut accepted = 0;
-    let mut reads = input.chunks(64 * 1024);
-    let drain = |s: &mut Session, wrote: &mut usize, accepted: &mut usize| {
-        while let Some(out) = s.poll_output() {
-            match out {
-                Output::Transmit(bytes) => *wrote += bytes.len(),
-                Output::Event(e) => {
-                    if e.needs_decision() {
-                        if matches!(e, smtp_proto::Event::MessageEnd { .. }) {
-                            *accepted += 1;
-                        }
-                        s.accept(now);
-                    }
-                }
-                Output::Closed(_) => return true,
-            }
-        }
-        false
-    };
-    if drain(&mut s, &mut wrote, &mut accepted) {
-        return (accepted, wrote);
+    let mut sink = Sink::default();
+    let mut pending = Vec::with_capacity(128 * 1024);
+    for read in input.chunks(64 * 1024) {
+        pending.extend_from_slice(read);
+        drive(&mut s, now, &mut pending, &mut sink);
     }
-    // Consumed bytes are skipped with an offset and compacted only before the next read, as a
-    // real driver does (draining the buffer on every step would cost a memmove each time).
-    let mut pos = 0;
-    loop {
-        let used = s.handle_input(now, &buf[pos..]);
-        let n = used.bytes;
-        if let Some(chunk) = used.body {
-            body += black_box(chunk).len();
-        }
-        let had_body = used.body.is_some();
-        pos += n;
-        if drain(&mut s, &mut wrote, &mut accepted) {
-            break;
-        }
-        if n == 0 && !had_body && !s.is_pending() {
-            buf.drain(..pos);
-            pos = 0;
-            match reads.next() {
-                Some(read) => buf.extend_from_slice(read),
-                None => break,
-            }
-        }
-    }
-    assert!(body >= 1000 * MESSAGES);
-    (accepted, wrote)
+    assert!(sink.body >= 1000 * MESSAGES);
+    (sink.accepted, sink.wrote)
 }
 
 fn bench_session(c: &mut Criterion) {

@@ -48,27 +48,21 @@ pub enum Event {
         /// What the client presented.
         credentials: Credentials,
     },
-    /// *Decision*: MAIL FROM.
-    Mail {
-        /// The sender.
-        from: ReversePath<'static>,
-        /// Its parameters.
-        params: MailParams<'static>,
-    },
-    /// *Decision*: RCPT TO.
-    Rcpt {
-        /// The recipient.
-        to: ForwardPath<'static>,
-        /// Its parameters.
-        params: RcptParams<'static>,
-    },
+    /// *Decision*: MAIL FROM. The sender and its parameters are read from
+    /// [`Session::pending_mail`](crate::Session::pending_mail) (kept once, in the session,
+    /// until the decision moves them into the envelope).
+    Mail,
+    /// *Decision*: RCPT TO. The recipient and its parameters are read from
+    /// [`Session::pending_rcpt`](crate::Session::pending_rcpt).
+    Rcpt,
     /// *Decision*: VRFY (accepting answers `252 2.5.0`, RFC 5321 3.5.3).
     Vrfy {
         /// What to verify.
         arg: String,
     },
     /// The message content starts (after DATA's 354, or with the first BDAT chunk). Its bytes
-    /// come back from [`Session::handle_input`](crate::Session::handle_input).
+    /// follow as [`Output::Content`], in order, until [`Event::MessageEnd`] or
+    /// [`Event::MessageAborted`].
     MessageStart,
     /// *Decision*: the whole message arrived. Accepting answers `250`; in LMTP, answer per
     /// recipient with [`Session::reply_each`](crate::Session::reply_each).
@@ -98,8 +92,8 @@ impl Event {
             Self::Connect { .. }
                 | Self::Hello { .. }
                 | Self::Auth { .. }
-                | Self::Mail { .. }
-                | Self::Rcpt { .. }
+                | Self::Mail
+                | Self::Rcpt
                 | Self::Vrfy { .. }
                 | Self::MessageEnd { .. }
         )
@@ -139,7 +133,8 @@ pub enum CloseReason {
     ServiceClosing,
 }
 
-/// What [`Session::poll_output`](crate::Session::poll_output) returns, in order.
+/// What [`Session::poll_output`](crate::Session::poll_output) returns: one ordered queue of
+/// everything the driver must do.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Output<'s> {
     /// Write these bytes and flush: the replies of one pipelined group, or a reply that must
@@ -147,18 +142,27 @@ pub enum Output<'s> {
     Transmit(&'s [u8]),
     /// An event; see [`Event::needs_decision`].
     Event(Event),
+    /// Message content, in order, between [`Event::MessageStart`] and the message's end:
+    /// unstuffed, split from the session's input buffer without a copy.
+    Content(bytes::Bytes),
     /// The session is over: close the connection.
     Closed(CloseReason),
 }
 
-/// What [`Session::handle_input`](crate::Session::handle_input) did with the input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Consumed<'a> {
-    /// Bytes to drop from the front of the input buffer.
-    pub bytes: usize,
-    /// Message content, borrowed from the input (or a two-byte constant where a bare line
-    /// ending was normalised). Call `handle_input` again for the rest.
-    pub body: Option<&'a [u8]>,
+/// A decision the session cannot take: none is pending, or it is of another kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecisionError {
+    /// No event is waiting for a decision.
+    #[error("no decision is pending")]
+    NotPending,
+    /// The pending event does not take this kind of answer (such as an identity for MAIL, or
+    /// one reply per recipient outside the end of a message).
+    #[error("the pending {pending} does not take this answer")]
+    WrongKind {
+        /// The event that waits, such as `"MAIL"`.
+        pending: &'static str,
+    },
 }
 
 /// One accepted recipient.

@@ -123,7 +123,8 @@ pub fn session(data: &[u8]) {
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
-    use crate::{Config, Event, Output, Reply, Session};
+    use crate::testing::drive;
+    use crate::{Config, Session};
 
     let Some((&[flags, split, tick, decide], mut data)) = data.split_first_chunk::<4>() else {
         return;
@@ -149,61 +150,77 @@ pub fn session(data: &[u8]) {
     };
     let mut now = Instant::now();
     let mut s = Session::new(Arc::new(config), now);
-    let mut buf = Vec::new();
-    let mut body = 0usize;
-    let mut n = 0u32;
-    let mut closed = false;
+    let mut fuzz = Fuzz {
+        decide,
+        n: 0,
+        body: 0,
+        closed: false,
+    };
+    let mut input = Vec::new();
     let step = usize::from(split).max(1);
-    while !closed {
-        // Outputs, answering decisions as the input's fourth byte says.
-        while let Some(out) = s.poll_output() {
-            match out {
-                Output::Transmit(bytes) => assert!(!bytes.is_empty()),
-                Output::Event(e) => {
-                    if matches!(e, Event::MessageStart | Event::MessageAborted { .. }) {
-                        body = 0;
-                    }
-                    if matches!(e, Event::StartTls) {
-                        buf.clear();
-                        s.tls_established(now);
-                    } else if e.needs_decision() {
-                        n = n.wrapping_add(1);
-                        match (decide >> (n % 8)) & 1 {
-                            0 => s.accept(now),
-                            _ => s.reply(now, Reply::LOCAL_ERROR),
-                        }
-                    }
-                }
-                Output::Closed(_) => closed = true,
-            }
-        }
-        if closed {
+    loop {
+        drive(&mut s, now, &mut input, &mut fuzz);
+        if fuzz.closed {
             break;
         }
-        let used = s.handle_input(now, &buf);
-        let (consumed, had_body) = (used.bytes, used.body.is_some());
-        if let Some(chunk) = used.body {
-            body += chunk.len();
-            assert!(body <= 512, "content past the size limit");
-        }
-        buf.drain(..consumed);
-        // (Once closed, whatever is left in the buffer is dropped with the connection.)
+        // The driver never holds more than one step beyond what the session takes.
         assert!(
-            s.is_closed() || buf.len() <= s.max_buffered_input() + step,
-            "driver asked to hold too much: {} > {} + {step}",
-            buf.len(),
-            s.max_buffered_input()
+            input.len() <= step,
+            "the session left {} bytes",
+            input.len()
         );
-        if consumed == 0 && !had_body && !s.is_pending() {
-            if data.is_empty() {
-                s.handle_eof(now);
-                continue;
-            }
-            let take = step.min(data.len());
-            buf.extend_from_slice(&data[..take]);
-            data = &data[take..];
-            now += Duration::from_secs(u64::from(tick) * 3);
-            s.handle_timeout(now);
+        if s.is_pending() {
+            // A decision left pending would stop the loop: every event was decided.
+            unreachable!("decisions are always made");
         }
+        if data.is_empty() {
+            s.handle_eof(now);
+            continue;
+        }
+        let take = step.min(data.len());
+        input.extend_from_slice(&data[..take]);
+        data = &data[take..];
+        now += Duration::from_secs(u64::from(tick) * 3);
+        s.handle_timeout(now);
+    }
+}
+
+use crate::testing::Decision;
+
+/// The fuzz harness's stand-in handler: decides as the input's fourth byte says.
+struct Fuzz {
+    decide: u8,
+    n: u32,
+    body: usize,
+    closed: bool,
+}
+
+impl crate::testing::Peer for Fuzz {
+    fn transmit(&mut self, bytes: &[u8]) {
+        assert!(!bytes.is_empty());
+    }
+
+    fn content(&mut self, bytes: bytes::Bytes) {
+        self.body += bytes.len();
+        assert!(self.body <= 512, "content past the size limit");
+    }
+
+    fn event(&mut self, event: &crate::Event, _: &crate::Session) -> Decision {
+        use crate::Event;
+        if matches!(event, Event::MessageStart | Event::MessageAborted { .. }) {
+            self.body = 0;
+        }
+        if matches!(event, Event::StartTls) || !event.needs_decision() {
+            return Decision::Accept;
+        }
+        self.n = self.n.wrapping_add(1);
+        match (self.decide >> (self.n % 8)) & 1 {
+            0 => Decision::Accept,
+            _ => Decision::Reply(Reply::LOCAL_ERROR),
+        }
+    }
+
+    fn closed(&mut self, _: crate::CloseReason) {
+        self.closed = true;
     }
 }

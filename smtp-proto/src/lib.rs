@@ -79,6 +79,15 @@ mod reply;
 mod sasl;
 pub mod session;
 
+#[cfg(any(test, fuzzing, feature = "testing"))]
+pub mod testing;
+
+#[cfg(test)]
+mod tests;
+
+/// The fuzz targets' bodies: not part of the API (the `fuzz/` crate and this crate's own
+/// property tests call them).
+#[cfg(any(test, fuzzing, feature = "testing"))]
 #[doc(hidden)]
 pub mod fuzzing;
 
@@ -87,7 +96,9 @@ pub use command::{Command, ParseOptions};
 pub use config::{AuthPolicy, Config, Extensions, Limits, Mode, Timeouts, TlsPolicy};
 pub use data::{BareLineEndings, ChunkReader, DataDecoder, DataError, Decoded, dot_stuff};
 pub use error::{AddressError, ParseError, ProxyError, ReplyError, SaslError};
-pub use event::{CloseReason, Consumed, Envelope, Event, HelloKind, Output, ProxyInfo, Recipient};
+pub use event::{
+    CloseReason, DecisionError, Envelope, Event, HelloKind, Output, ProxyInfo, Recipient,
+};
 pub use line::{DEFAULT_COMMAND_LINE_MAX, Framed, LineFramer};
 pub use params::{Body, MailParams, Notify, Orcpt, RcptParams, Ret, xtext_decode, xtext_encode};
 pub use proxy::{

@@ -55,12 +55,14 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::{Buf as _, Bytes, BytesMut};
+
 use crate::address::{ForwardPath, ReversePath};
 use crate::command::Command;
 use crate::config::{Config, Mode};
 use crate::data::{ChunkReader, DataDecoder, Decoded};
 use crate::event::{
-    CloseReason, Consumed, Envelope, Event, HelloKind, Output, ProxyInfo, Recipient,
+    CloseReason, DecisionError, Envelope, Event, HelloKind, Output, ProxyInfo, Recipient,
 };
 use crate::line::{Framed, LineFramer};
 use crate::params::{Body, MailParams, RcptParams};
@@ -155,8 +157,16 @@ enum Pending {
 enum Queued {
     Transmit,
     Event(Event),
+    Content(Bytes),
     Closed(CloseReason),
 }
+
+/// Input the session holds at most in the command phases, beyond a long line (a pipelined
+/// group), and in the message phase (content is handed out as it is decoded).
+const INPUT_MAX: usize = 16 * 1024;
+
+/// The two bytes a normalised bare line ending becomes.
+const CRLF: Bytes = Bytes::from_static(b"\r\n");
 
 /// The verbs a per-connection limit can name, in the order of the counters.
 const VERBS: [&str; 15] = [
@@ -166,25 +176,32 @@ const VERBS: [&str; 15] = [
 
 /// One server-side SMTP or LMTP connection, as a state machine.
 ///
-/// **Inputs** are the `handle_*` methods and the decisions (`accept`, `reply`, ...); **outputs**
-/// come from [`poll_output`](Self::poll_output) in order, and message content from the return
-/// value of [`handle_input`](Self::handle_input). Time is passed in, never read.
+/// **Inputs** are the `handle_*` methods and the decisions ([`accept`](Self::accept),
+/// [`reply`](Self::reply), ...); **outputs** come from one ordered queue,
+/// [`poll_output`](Self::poll_output): replies to write, events, message content, and the
+/// close. Time is passed in, never read.
 ///
-/// The contract, for a driver:
+/// The contract, for a driver (as in quinn-proto and str0m): **after every input and every
+/// decision, poll until nothing is left.**
 ///
-/// 1. After creating the session and after every call that changes it, drain
-///    [`poll_output`](Self::poll_output) until it returns `None`: write each
-///    [`Output::Transmit`] and flush, answer each event that
-///    [needs a decision](Event::needs_decision), stop at [`Output::Closed`].
-/// 2. Feed what the client sent to [`handle_input`](Self::handle_input) and drop the bytes it
-///    consumed; while it returns message content, pass it on and call again with the rest.
-///    While a decision is pending it consumes nothing: pipelined commands wait in the driver's
-///    buffer, and the driver should not read more than its buffer's limit. After answering a
-///    decision, call `handle_input` again with what is left, **even if nothing is**: that is
-///    when the session processes the rest of a pipelined group and flushes its replies.
-/// 3. Sleep until [`poll_timeout`](Self::poll_timeout), then call
-///    [`handle_timeout`](Self::handle_timeout); on end of input call
+/// 1. Read what the client sends into [`input_buffer`](Self::input_buffer) (at most
+///    [`input_capacity`](Self::input_capacity) bytes), then call
+///    [`handle_input`](Self::handle_input). Message content is split from that buffer and
+///    comes out as [`Output::Content`] (`Bytes`, no copy), in order with everything else.
+/// 2. Poll: write each [`Output::Transmit`] (under a deadline), answer each event that
+///    [needs a decision](Event::needs_decision) with a decision method, which goes on at once
+///    with the input that waited behind it (pipelined commands), pass content on, stop at
+///    [`Output::Closed`]. A decision that does not fit the pending event is an
+///    [`Err(DecisionError)`](DecisionError) and changes nothing.
+/// 3. When nothing is left, wait for input or until [`poll_timeout`](Self::poll_timeout)
+///    (then [`handle_timeout`](Self::handle_timeout)); on end of input call
 ///    [`handle_eof`](Self::handle_eof).
+///
+/// Why one queue: with two channels (content returned by `handle_input`, the rest from
+/// `poll_output`) and decisions that only took effect on a later call, every driver had to
+/// re-derive the same stop condition. Here a driver is one loop, and
+/// [`testing::drive`](crate::testing::drive) (feature `testing`) is that loop for drivers
+/// without I/O.
 ///
 /// ```
 /// use std::{sync::Arc, time::Instant};
@@ -193,26 +210,20 @@ const VERBS: [&str; 15] = [
 /// let now = Instant::now();
 /// let mut s = Session::new(Arc::new(Config::new("mx.example")), now);
 /// let mut wire = Vec::new();
-/// let mut drain = |s: &mut Session, wire: &mut Vec<u8>| {
+/// let mut poll = |s: &mut Session, wire: &mut Vec<u8>| {
 ///     while let Some(out) = s.poll_output() {
 ///         match out {
 ///             Output::Transmit(bytes) => wire.extend_from_slice(bytes),
-///             Output::Event(e) if e.needs_decision() => s.accept(now),
-///             Output::Event(_) => {}
+///             Output::Event(e) if e.needs_decision() => s.accept(now).unwrap(),
+///             Output::Event(_) | Output::Content(_) => {}
 ///             Output::Closed(_) => break,
 ///         }
 ///     }
 /// };
-/// drain(&mut s, &mut wire);
-/// let input = b"HELO client\r\nMAIL FROM:<a@b.example>\r\n";
-/// let mut pos = 0;
-/// loop {
-///     // Called again after each decision, even with no input left, so replies get flushed.
-///     let used = s.handle_input(now, &input[pos..]);
-///     pos += used.bytes;
-///     drain(&mut s, &mut wire);
-///     if used.bytes == 0 && !s.is_pending() { break; }
-/// }
+/// poll(&mut s, &mut wire); // the greeting: a Connect decision, then 220
+/// s.input_buffer().extend_from_slice(b"HELO client\r\nMAIL FROM:<a@b.example>\r\n");
+/// s.handle_input(now);
+/// poll(&mut s, &mut wire); // HELO decided, then MAIL: each decision goes on by itself
 /// assert_eq!(
 ///     String::from_utf8(wire).unwrap(),
 ///     "220 mx.example ESMTP ready\r\n250 mx.example\r\n250 2.1.0 Sender OK\r\n"
@@ -223,6 +234,8 @@ pub struct Session {
     phase: Phase,
     pending: Option<Pending>,
     framer: LineFramer,
+    /// What the client sent and the session has not consumed yet.
+    input: BytesMut,
     queue: VecDeque<Queued>,
     /// Replies not yet handed out.
     out: Vec<u8>,
@@ -272,6 +285,7 @@ impl Session {
             phase: Phase::Command,
             pending: None,
             framer,
+            input: BytesMut::new(),
             queue: VecDeque::new(),
             out: Vec::with_capacity(256),
             sent: Vec::with_capacity(256),
@@ -347,13 +361,32 @@ impl Session {
         self.pending.is_some()
     }
 
-    /// The most input the driver needs to hold at once for the session to make progress
-    /// (a command line, an AUTH line, or a PROXY v2 header).
-    pub fn max_buffered_input(&self) -> usize {
-        match self.phase {
-            Phase::Proxy => 16 + usize::from(u16::MAX),
-            _ => self.framer.max(),
+    /// How many more bytes the session takes now: append at most this many to
+    /// [`input_buffer`](Self::input_buffer) before [`handle_input`](Self::handle_input). The
+    /// buffer is bounded by a command line (or PROXY header) plus a pipelined group; it does
+    /// not grow while a decision is pending and the buffer is full, which is how a client that
+    /// pipelines without end is made to wait.
+    pub fn input_capacity(&self) -> usize {
+        if self.is_closed() {
+            return 0;
         }
+        let max = match self.phase {
+            Phase::Proxy => 16 + usize::from(u16::MAX),
+            _ => self.framer.max().max(INPUT_MAX),
+        };
+        max.saturating_sub(self.input.len())
+    }
+
+    /// The buffer to read the client's bytes into (at most
+    /// [`input_capacity`](Self::input_capacity) at a time); then call
+    /// [`handle_input`](Self::handle_input). Message content is split from it without a copy.
+    pub fn input_buffer(&mut self) -> &mut BytesMut {
+        &mut self.input
+    }
+
+    /// Bytes received and not consumed yet (pipelined commands waiting behind a decision).
+    pub fn buffered_input(&self) -> usize {
+        self.input.len()
     }
 
     // ----- outputs -----
@@ -370,6 +403,7 @@ impl Session {
                     return Some(Output::Transmit(&self.sent));
                 }
                 Queued::Event(e) => return Some(Output::Event(e)),
+                Queued::Content(bytes) => return Some(Output::Content(bytes)),
                 Queued::Closed(reason) => return Some(Output::Closed(reason)),
             }
         }
@@ -419,43 +453,73 @@ impl Session {
 
     // ----- inputs -----
 
-    /// Feeds bytes the client sent. Returns how many were consumed, and message content when
-    /// some was found (then call again with the rest of the input).
-    pub fn handle_input<'a>(&mut self, now: Instant, input: &'a [u8]) -> Consumed<'a> {
-        let mut pos = 0;
-        let body = loop {
+    /// Copies what the client sent into the session's buffer (as much as it takes now, see
+    /// [`input_capacity`](Self::input_capacity)) and handles it; returns how many bytes were
+    /// taken. For tests and drivers without their own buffer; a driver that reads from a
+    /// socket reads into [`input_buffer`](Self::input_buffer) instead.
+    pub fn feed(&mut self, now: Instant, bytes: &[u8]) -> usize {
+        let n = bytes.len().min(self.input_capacity());
+        self.input.extend_from_slice(&bytes[..n]);
+        self.handle_input(now);
+        n
+    }
+
+    /// Handles the bytes in [`input_buffer`](Self::input_buffer): commands, AUTH lines,
+    /// message content. Everything that results is queued for
+    /// [`poll_output`](Self::poll_output), in order; bytes behind a pending decision stay in
+    /// the buffer and are handled as soon as the decision is made.
+    pub fn handle_input(&mut self, now: Instant) {
+        let mut input = std::mem::take(&mut self.input);
+        self.process(now, &mut input);
+        // Consumed bytes are gone from the front; what is left keeps its allocation.
+        self.input = input;
+    }
+
+    /// The work of [`handle_input`](Self::handle_input), on the buffer taken out of `self`
+    /// (so that content can be split from it while the session changes).
+    fn process(&mut self, now: Instant, input: &mut BytesMut) {
+        loop {
             if self.pending.is_some() {
-                break None;
+                return;
             }
-            let rest = &input[pos..];
             match &mut self.phase {
-                Phase::Closed => break None,
+                Phase::Closed => {
+                    input.clear();
+                    return;
+                }
                 Phase::Tls => {
                     // RFC 3207 6: nothing the client sent before the handshake may count.
-                    pos = input.len();
-                    break None;
+                    input.clear();
+                    return;
                 }
-                Phase::Proxy => match ProxyHeader::parse(rest) {
-                    Ok(Some((header, used))) => {
-                        pos += used;
+                Phase::Proxy => match ProxyHeader::parse(input).map(|parsed| {
+                    parsed.map(|(header, used)| {
                         let proxy = ProxyInfo {
                             source: header.source(),
                             destination: header.destination(),
                         };
+                        (proxy, used)
+                    })
+                }) {
+                    Ok(Some((proxy, used))) => {
+                        input.advance(used);
                         self.proxy = Some(proxy);
                         self.phase = Phase::Command;
                         self.activity = now;
                         self.decide(Pending::Connect, Event::Connect { proxy: Some(proxy) });
                     }
-                    Ok(None) => break None,
+                    Ok(None) => break,
                     Err(_) => {
                         self.close(CloseReason::BadProxyHeader);
-                        break None;
+                        input.clear();
+                        return;
                     }
                 },
-                Phase::Command | Phase::Auth(_) => match self.framer.next_line(rest) {
+                Phase::Command | Phase::Auth(_) => match self.framer.next_line(input) {
                     Framed::Line { line, consumed } => {
-                        pos += consumed;
+                        let len = line.len();
+                        let chunk = input.split_to(consumed);
+                        let line = &chunk[..len];
                         self.activity = now;
                         if matches!(self.phase, Phase::Auth(_)) {
                             self.note(|| "***".to_string());
@@ -465,7 +529,7 @@ impl Session {
                         }
                     }
                     Framed::TooLong { consumed } => {
-                        pos += consumed;
+                        input.advance(consumed);
                         self.activity = now;
                         self.note(|| "(line too long, discarded)".to_string());
                         if matches!(self.phase, Phase::Auth(_)) {
@@ -476,20 +540,19 @@ impl Session {
                         }
                     }
                     Framed::Incomplete { consumed } => {
-                        pos += consumed;
-                        break None;
+                        input.advance(consumed);
+                        break;
                     }
                 },
-                // Events queued before the content (MessageStart) must reach the driver first.
-                Phase::Data(_) | Phase::Bdat { .. } if !self.queue.is_empty() => break None,
-                Phase::Data(decoder) => match decoder.decode(rest) {
+                Phase::Data(decoder) => match decoder.decode(input) {
                     Decoded::Data { data, consumed } => {
-                        pos += consumed;
+                        let at = locate(input, data);
+                        let piece = content_piece(input, at, consumed);
                         self.activity = now;
-                        break Some(data);
+                        self.queue.push_back(Queued::Content(piece));
                     }
                     Decoded::End { consumed, result } => {
-                        pos += consumed;
+                        input.advance(consumed);
                         self.activity = now;
                         self.phase = Phase::Command;
                         match result {
@@ -504,11 +567,11 @@ impl Session {
                         }
                     }
                     Decoded::NeedMore => {
-                        if !rest.is_empty() {
+                        if !input.is_empty() {
                             self.activity = now;
                         }
-                        pos = input.len();
-                        break None;
+                        input.clear();
+                        break;
                     }
                 },
                 Phase::Bdat {
@@ -516,32 +579,28 @@ impl Session {
                     last,
                     discard,
                 } => {
-                    let data = chunk.read(rest);
-                    pos += data.len();
-                    if !data.is_empty() {
-                        self.activity = now;
-                    }
+                    let n = chunk.read(input).len();
                     let (done, last, discard) = (chunk.is_done(), *last, *discard);
+                    if n > 0 {
+                        self.activity = now;
+                        let piece = input.split_to(n);
+                        if !discard {
+                            self.queue.push_back(Queued::Content(piece.freeze()));
+                        }
+                    }
                     if done {
                         self.phase = Phase::Command;
                         if !discard {
                             self.chunk_end(last);
                         }
-                    }
-                    if !data.is_empty() && !discard {
-                        break Some(data);
-                    }
-                    if !done {
-                        break None;
+                    } else {
+                        break;
                     }
                 }
             }
-        };
-        if body.is_none() && self.pending.is_none() {
-            // All complete input was processed: the pipelined group's replies go out together.
-            self.flush();
         }
-        Consumed { bytes: pos, body }
+        // All complete input was handled: the pipelined group's replies go out together.
+        self.flush();
     }
 
     /// A deadline may have passed: answers `421 4.4.2` and closes if it did.
@@ -596,10 +655,27 @@ impl Session {
 
     // ----- decisions -----
 
-    /// Accepts the pending decision with its default reply.
-    pub fn accept(&mut self, now: Instant) {
+    /// The sender and parameters of the MAIL command that waits for a decision.
+    pub fn pending_mail(&self) -> Option<(&ReversePath<'static>, &MailParams<'static>)> {
+        match &self.pending {
+            Some(Pending::Mail { from, params }) => Some((from, params)),
+            _ => None,
+        }
+    }
+
+    /// The recipient and parameters of the RCPT command that waits for a decision.
+    pub fn pending_rcpt(&self) -> Option<(&ForwardPath<'static>, &RcptParams<'static>)> {
+        match &self.pending {
+            Some(Pending::Rcpt { to, params }) => Some((to, params)),
+            _ => None,
+        }
+    }
+
+    /// Accepts the pending decision with its default reply (for AUTH, the user name is the
+    /// identity), then goes on with the input that waited behind it.
+    pub fn accept(&mut self, now: Instant) -> Result<(), DecisionError> {
         let reply = match &self.pending {
-            None => return,
+            None => return Err(DecisionError::NotPending),
             Some(Pending::Connect) => {
                 let greeting = match (&self.config.greeting, self.config.mode) {
                     (Some(text), _) => text.as_str(),
@@ -619,21 +695,78 @@ impl Session {
             Some(Pending::Vrfy) => VRFY_DEFAULT,
             Some(Pending::MessageEnd) => Reply::MESSAGE_ACCEPTED,
         };
-        self.reply(now, reply);
+        self.reply(now, reply)
     }
 
-    /// Answers the pending decision with `reply`: a 2xx reply accepts, anything else refuses.
-    /// In LMTP, a reply to [`Event::MessageEnd`] is sent once per recipient.
-    pub fn reply(&mut self, now: Instant, reply: Reply) {
+    /// Answers the pending decision with `reply`: a 2xx reply accepts, anything else refuses;
+    /// then goes on with the input that waited behind it. In LMTP, a reply to
+    /// [`Event::MessageEnd`] is sent once per recipient.
+    pub fn reply(&mut self, now: Instant, reply: Reply) -> Result<(), DecisionError> {
+        self.answer(now, reply)?;
+        self.handle_input(now);
+        Ok(())
+    }
+
+    /// Accepts an [`Event::Auth`] with the given identity (`235 2.7.0`).
+    pub fn accept_auth(&mut self, now: Instant, identity: String) -> Result<(), DecisionError> {
+        match &mut self.pending {
+            Some(Pending::Auth { username }) => *username = identity,
+            other => return Err(wrong(other.as_ref())),
+        }
+        self.reply(now, Reply::AUTH_SUCCESSFUL)
+    }
+
+    /// Answers an [`Event::MessageEnd`] in LMTP with one reply per accepted recipient, in
+    /// order (RFC 2033 4.2). Missing replies are `451 4.3.0`; in SMTP, the first reply is used.
+    pub fn reply_each(&mut self, now: Instant, replies: Vec<Reply>) -> Result<(), DecisionError> {
+        if !matches!(self.pending, Some(Pending::MessageEnd)) {
+            return Err(wrong(self.pending.as_ref()));
+        }
+        if self.config.mode == Mode::Smtp {
+            let first = replies.into_iter().next().unwrap_or(Reply::LOCAL_ERROR);
+            return self.reply(now, first);
+        }
+        self.pending = None;
+        self.activity = now;
+        let mut any = false;
+        let count = self.envelope.recipients.len();
+        let mut replies = replies.into_iter();
+        for _ in 0..count {
+            let r = replies.next().unwrap_or(Reply::LOCAL_ERROR);
+            any |= r.is_positive();
+            self.send(r);
+        }
+        self.message_answered(any);
+        self.after_decision();
+        self.handle_input(now);
+        Ok(())
+    }
+
+    /// Replaces the capabilities an [`Event::Hello`] will announce (before deciding it).
+    pub fn set_capabilities(&mut self, capabilities: Vec<String>) -> Result<(), DecisionError> {
+        match &mut self.pending {
+            Some(Pending::Hello {
+                capabilities: caps, ..
+            }) => {
+                *caps = capabilities;
+                Ok(())
+            }
+            other => Err(wrong(other.as_ref())),
+        }
+    }
+
+    /// Applies a reply to the pending decision, without going on with the input.
+    fn answer(&mut self, now: Instant, reply: Reply) -> Result<(), DecisionError> {
         let Some(pending) = self.pending.take() else {
-            return;
+            return Err(DecisionError::NotPending);
         };
         self.activity = now;
         // RFC 5321 3.8, 4.2.2: 421 means the server closes the channel, whoever decided it.
         if reply.code() == 421 {
             self.abort_message();
             self.send(reply);
-            return self.close(CloseReason::ServiceClosing);
+            self.close(CloseReason::ServiceClosing);
+            return Ok(());
         }
         let ok = reply.is_positive();
         match pending {
@@ -700,48 +833,7 @@ impl Session {
             Pending::Hello { .. } | Pending::Mail { .. } | Pending::Vrfy => self.send(reply),
         }
         self.after_decision();
-    }
-
-    /// Answers an [`Event::MessageEnd`] in LMTP with one reply per accepted recipient, in
-    /// order (RFC 2033 4.2). Missing replies are `451 4.3.0`; in SMTP, the first reply is used.
-    pub fn reply_each(&mut self, now: Instant, replies: Vec<Reply>) {
-        if !matches!(self.pending, Some(Pending::MessageEnd)) {
-            return;
-        }
-        if self.config.mode == Mode::Smtp {
-            let first = replies.into_iter().next().unwrap_or(Reply::LOCAL_ERROR);
-            return self.reply(now, first);
-        }
-        self.pending = None;
-        self.activity = now;
-        let mut any = false;
-        let count = self.envelope.recipients.len();
-        let mut replies = replies.into_iter();
-        for _ in 0..count {
-            let r = replies.next().unwrap_or(Reply::LOCAL_ERROR);
-            any |= r.is_positive();
-            self.send(r);
-        }
-        self.message_answered(any);
-        self.after_decision();
-    }
-
-    /// Accepts an [`Event::Auth`] with the given identity: `235 2.7.0`.
-    pub fn accept_auth(&mut self, now: Instant, identity: String) {
-        if let Some(Pending::Auth { username }) = &mut self.pending {
-            *username = identity;
-            self.reply(now, Reply::AUTH_SUCCESSFUL);
-        }
-    }
-
-    /// Replaces the capabilities an [`Event::Hello`] will announce (before accepting it).
-    pub fn set_capabilities(&mut self, capabilities: Vec<String>) {
-        if let Some(Pending::Hello {
-            capabilities: caps, ..
-        }) = &mut self.pending
-        {
-            *caps = capabilities;
-        }
+        Ok(())
     }
 
     // ----- internals -----
@@ -1007,13 +1099,10 @@ impl Session {
             return self.error(Reply::MESSAGE_TOO_BIG);
         }
         self.errors = 0;
+        // Kept once: the event names it, the decision moves it into the envelope.
         let from = from.into_owned();
         let params = params.into_owned();
-        let event = Event::Mail {
-            from: from.clone(),
-            params: params.clone(),
-        };
-        self.decide(Pending::Mail { from, params }, event);
+        self.decide(Pending::Mail { from, params }, Event::Mail);
     }
 
     fn rcpt(&mut self, to: ForwardPath<'_>, params: RcptParams<'_>) {
@@ -1035,11 +1124,7 @@ impl Session {
         self.errors = 0;
         let to = to.into_owned();
         let params = params.into_owned();
-        let event = Event::Rcpt {
-            to: to.clone(),
-            params: params.clone(),
-        };
-        self.decide(Pending::Rcpt { to, params }, event);
+        self.decide(Pending::Rcpt { to, params }, Event::Rcpt);
     }
 
     fn data(&mut self) {
@@ -1248,6 +1333,45 @@ impl Session {
     }
 }
 
+/// The error for a decision of the wrong kind (or none pending).
+fn wrong(pending: Option<&Pending>) -> DecisionError {
+    let pending = match pending {
+        None => return DecisionError::NotPending,
+        Some(Pending::Connect) => "connection",
+        Some(Pending::Hello { .. }) => "HELO/EHLO/LHLO",
+        Some(Pending::Auth { .. }) => "AUTH",
+        Some(Pending::Mail { .. }) => "MAIL",
+        Some(Pending::Rcpt { .. }) => "RCPT",
+        Some(Pending::Vrfy) => "VRFY",
+        Some(Pending::MessageEnd) => "end of message",
+    };
+    DecisionError::WrongKind { pending }
+}
+
+/// Where `data` lies in `input` (offset, length), or `None` when it is not a slice of it (the
+/// decoder's two-byte CRLF constant).
+fn locate(input: &[u8], data: &[u8]) -> Option<(usize, usize)> {
+    let start = (data.as_ptr() as usize).wrapping_sub(input.as_ptr() as usize);
+    (start <= input.len() && data.len() <= input.len() - start).then_some((start, data.len()))
+}
+
+/// Splits the first `consumed` bytes off `input` and keeps the part `at` names: message
+/// content without a copy (or the CRLF a bare line ending became).
+fn content_piece(input: &mut BytesMut, at: Option<(usize, usize)>, consumed: usize) -> Bytes {
+    match at {
+        Some((start, len)) => {
+            let mut piece = input.split_to(consumed);
+            piece.advance(start);
+            piece.truncate(len);
+            piece.freeze()
+        }
+        None => {
+            input.advance(consumed);
+            CRLF
+        }
+    }
+}
+
 /// Transcript lines kept between two polls.
 const TRANSCRIPT_MAX: usize = 1024;
 
@@ -1333,36 +1457,32 @@ mod tests {
 
     /// Drives a session that accepts every decision; returns the transcript.
     fn transcript(config: Config, input: &[u8], bytewise: bool) -> Vec<String> {
+        use crate::testing::{Decision, Peer, drive};
+        struct Accept;
+        impl Peer for Accept {
+            fn transmit(&mut self, _: &[u8]) {}
+            fn content(&mut self, _: Bytes) {}
+            fn event(&mut self, e: &Event, _: &Session) -> Decision {
+                match e {
+                    Event::Auth { .. } => Decision::Identity("ann".into()),
+                    _ => Decision::Accept,
+                }
+            }
+            fn closed(&mut self, _: CloseReason) {}
+        }
         let now = Instant::now();
         let mut s = Session::new(Arc::new(config), now);
         s.record_transcript(true);
-        let mut buf = Vec::new();
         let chunks: Vec<&[u8]> = if bytewise {
             input.chunks(1).collect()
         } else {
             vec![input]
         };
         let mut lines = Vec::new();
+        let mut pending = Vec::new();
         for chunk in chunks {
-            buf.extend_from_slice(chunk);
-            loop {
-                let mut decided = false;
-                while let Some(out) = s.poll_output() {
-                    if let Output::Event(e) = out {
-                        match e {
-                            Event::Auth { .. } => s.accept_auth(now, "ann".into()),
-                            _ => s.accept(now),
-                        }
-                        decided = true;
-                    }
-                }
-                let used = s.handle_input(now, &buf);
-                let (n, content) = (used.bytes, used.body.is_some());
-                buf.drain(..n);
-                if n == 0 && !content && !decided {
-                    break;
-                }
-            }
+            pending.extend_from_slice(chunk);
+            drive(&mut s, now, &mut pending, &mut Accept);
             lines.extend(std::iter::from_fn(|| s.poll_transcript()));
         }
         lines

@@ -17,7 +17,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tracing::{Instrument as _, debug, info, info_span, warn};
 
-use crate::body::Body;
+use crate::body::{Body, Piece};
 use crate::error::BodyError;
 use crate::handler::{Handler, SessionInfo};
 
@@ -91,16 +91,6 @@ pub(crate) struct ConnContext {
     pub(crate) auth_failure_delay: std::time::Duration,
 }
 
-/// How the message phase ended.
-enum MessageEnd {
-    /// The session waits for the decision on the whole message, of this many octets.
-    Complete { size: u64 },
-    /// The session refused the message itself, or it was dropped.
-    Aborted,
-    /// The session is over.
-    Closed,
-}
-
 /// Serves one connection to its end. Never panics because of the peer or the handler.
 pub(crate) async fn serve<S>(io: S, ctx: ConnContext, mut info: SessionInfo)
 where
@@ -141,11 +131,10 @@ where
         let mut conn = Conn {
             stream,
             session,
-            buf: Vec::new(),
             read_size: MIN_READ,
-            pos: 0,
             info,
             ctx,
+            message: None,
             closed: None,
             shutdown_seen: false,
             transcript,
@@ -153,6 +142,11 @@ where
         match conn.run().await {
             Ok(()) => info!(reason = ?conn.closed, "closed"),
             Err(e) => info!("closed: {e}"),
+        }
+        // A message in flight ends as incomplete; its handler finishes before `disconnect`.
+        if let Some(message) = conn.message.take() {
+            drop(message.tx);
+            let _ = message.task.await;
         }
         // TLS writes its close_notify here: bounded like every other write.
         let grace = conn.ctx.config.timeouts.command;
@@ -166,14 +160,27 @@ where
     .await
 }
 
+/// The message being received: the channel its content goes to, and the handler's `data`
+/// running in its own task (so the one loop below keeps reading, writing and timing while
+/// the handler works; a panic there is caught by the task).
+struct InFlight {
+    tx: Option<mpsc::Sender<Piece>>,
+    task: tokio::task::JoinHandle<DataResult>,
+    queue_id: String,
+}
+
+/// What `data` (or `data_lmtp`) returned.
+enum DataResult {
+    Smtp(Result<(), Reply>),
+    Lmtp(Vec<Result<(), Reply>>),
+}
+
 struct Conn<S> {
     stream: Stream<S>,
     session: Session,
-    /// Bytes read and not yet consumed start at `pos`.
-    buf: Vec<u8>,
-    pos: usize,
     info: SessionInfo,
     ctx: ConnContext,
+    message: Option<InFlight>,
     closed: Option<CloseReason>,
     shutdown_seen: bool,
     /// How much to ask for next: doubles while reads fill it (message content), halves
@@ -224,50 +231,48 @@ async fn guarded<T>(what: &str, fut: impl Future<Output = T>) -> Option<T> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
+    /// The one drive loop: after every input and every decision, everything the session
+    /// queued is handled in order (replies written under a deadline, events answered by the
+    /// handler, content passed to the message's handler); then wait for input, the deadline
+    /// or shutdown.
     async fn run(&mut self) -> io::Result<()> {
         loop {
-            if self.drain().await? {
-                return Ok(());
+            while let Some(out) = self.session.poll_output() {
+                match out {
+                    Output::Transmit(bytes) => {
+                        write_out(&mut self.stream, bytes, &self.ctx.config).await?;
+                    }
+                    Output::Content(bytes) => self.content(bytes).await,
+                    Output::Closed(reason) => self.closed = Some(reason),
+                    Output::Event(event) => self.event(event).await?,
+                }
+                if self.info.control.is_set() {
+                    return Err(aborted());
+                }
             }
-            let used = self
-                .session
-                .handle_input(Instant::now(), &self.buf[self.pos..]);
-            self.pos += used.bytes;
             if self.transcript {
                 while let Some(line) = self.session.poll_transcript() {
                     debug!("C: {line}");
                 }
             }
-            if used.bytes == 0 && used.body.is_none() {
-                if self.drain().await? {
-                    return Ok(());
-                }
-                if !self.session.is_pending() {
-                    self.read().await?;
-                }
+            if self.closed.is_some() {
+                return Ok(());
             }
+            self.read().await?;
         }
     }
 
-    /// Handles the session's outputs until it has none; true once it is closed.
-    async fn drain(&mut self) -> io::Result<bool> {
-        loop {
-            let event = match self.session.poll_output() {
-                None => return Ok(self.closed.is_some()),
-                Some(Output::Transmit(bytes)) => {
-                    write_out(&mut self.stream, bytes, &self.ctx.config).await?;
-                    continue;
-                }
-                Some(Output::Closed(reason)) => {
-                    self.closed = Some(reason);
-                    continue;
-                }
-                Some(Output::Event(event)) => event,
-            };
-            self.event(event).await?;
-            if self.info.control.is_set() {
-                return Err(aborted());
-            }
+    /// Passes message content to the handler, with backpressure (the loop waits while the
+    /// channel is full). A handler that stopped reading gets nothing more.
+    async fn content(&mut self, bytes: Bytes) {
+        let Some(message) = &mut self.message else {
+            return;
+        };
+        if let Some(tx) = &message.tx
+            && tx.send(Ok(Some(bytes))).await.is_err()
+        {
+            // The handler returned without reading everything: the rest is dropped.
+            message.tx = None;
         }
     }
 
@@ -289,7 +294,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
                 let r = guarded("hello", handler.hello(&self.info, &name, &mut capabilities)).await;
                 if matches!(r, Some(Ok(()))) {
                     info!(name = %name, "hello");
-                    self.session.set_capabilities(capabilities);
+                    let _ = self.session.set_capabilities(capabilities);
                     self.info.helo = Some(name);
                 }
                 self.decide(r);
@@ -306,11 +311,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
                     }
                     (r, _) => r,
                 };
-                match result {
+                let decided = match result {
                     Some(Ok(identity)) => {
                         info!(user = %identity, "authenticated");
                         self.info.auth = Some(identity.clone());
-                        self.session.accept_auth(now, identity);
+                        self.session.accept_auth(now, identity)
                     }
                     Some(Err(reply)) => {
                         info!(code = reply.code(), "AUTH refused");
@@ -318,31 +323,57 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
                         if !delay.is_zero() {
                             tokio::time::sleep(delay).await;
                         }
-                        self.session.reply(Instant::now(), reply);
+                        self.session.reply(Instant::now(), reply)
                     }
                     None => self.session.reply(now, Reply::LOCAL_ERROR),
-                }
+                };
+                debug_assert!(decided.is_ok(), "{decided:?}");
             }
-            Event::Mail { from, params } => {
-                let r = guarded("mail", handler.mail(&self.info, &from, &params)).await;
+            Event::Mail => {
+                let r = match self.session.pending_mail() {
+                    Some((from, params)) => {
+                        guarded("mail", handler.mail(&self.info, from, params)).await
+                    }
+                    None => None,
+                };
                 self.decide(r);
             }
-            Event::Rcpt { to, params } => {
-                let envelope = self.session.envelope();
-                let r = guarded("rcpt", handler.rcpt(&self.info, envelope, &to, &params)).await;
+            Event::Rcpt => {
+                let r = match self.session.pending_rcpt() {
+                    Some((to, params)) => {
+                        let envelope = self.session.envelope();
+                        guarded("rcpt", handler.rcpt(&self.info, envelope, to, params)).await
+                    }
+                    None => None,
+                };
                 self.decide(r);
             }
             Event::Vrfy { arg } => {
                 let reply = guarded("vrfy", handler.vrfy(&self.info, &arg)).await;
-                self.session.reply(now, reply.unwrap_or(Reply::LOCAL_ERROR));
+                let _ = self.session.reply(now, reply.unwrap_or(Reply::LOCAL_ERROR));
             }
-            Event::MessageStart => self.message().await?,
+            Event::MessageStart => self.start_message(),
+            Event::MessageEnd { size } => self.end_message(size).await,
+            Event::MessageAborted { error } => {
+                let error = match error {
+                    Some(smtp_proto::DataError::TooLarge) => BodyError::TooLarge,
+                    Some(smtp_proto::DataError::BareLineEnding) => BodyError::BareLineEnding,
+                    _ => BodyError::Incomplete,
+                };
+                if let Some(message) = self.message.take() {
+                    if let Some(tx) = message.tx {
+                        let _ = tx.send(Err(error)).await;
+                    }
+                    // The handler's answer does not count: the session answered already.
+                    let _ = message.task.await;
+                    self.info.queue_id = None;
+                    info!(id = %message.queue_id, "message not received to its end");
+                }
+            }
             Event::Reset => {
                 guarded("rset", handler.rset(&self.info)).await;
             }
             Event::StartTls => self.starttls().await?,
-            // Only seen inside the message phase.
-            Event::MessageEnd { .. } | Event::MessageAborted { .. } => {}
             _ => {}
         }
         Ok(())
@@ -350,16 +381,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
 
     fn decide(&mut self, result: Option<Result<(), Reply>>) {
         let now = Instant::now();
-        match result {
+        let decided = match result {
             Some(Ok(())) => self.session.accept(now),
             Some(Err(reply)) => self.session.reply(now, reply),
             None => self.session.reply(now, Reply::LOCAL_ERROR),
-        }
+        };
+        debug_assert!(decided.is_ok(), "{decided:?}");
     }
 
-    /// The message phase: the handler's `data` runs alongside the loop that reads the content
-    /// and hands it over, with backpressure, until the end; then its result is the reply.
-    async fn message(&mut self) -> io::Result<()> {
+    /// The message phase starts: the handler's `data` runs in its own task and reads the
+    /// content as the loop hands it over.
+    fn start_message(&mut self) {
         let (tx, rx) = mpsc::channel(BODY_QUEUE);
         let body = Body::new(rx, self.ctx.config.limits.message_size);
         let envelope = self.session.envelope().clone();
@@ -368,26 +400,45 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
         let info = self.info.clone();
         let handler = Arc::clone(&self.ctx.handler);
         let lmtp = self.ctx.config.mode == Mode::Lmtp;
-        let span = info_span!("message", from = ?envelope.from.as_ref().map(|f| f.to_string()), rcpts = envelope.recipients.len());
-        let data = async move {
-            if lmtp {
-                guarded("data", handler.data_lmtp(&info, &envelope, body))
-                    .await
-                    .map(Err)
-            } else {
-                guarded("data", handler.data(&info, &envelope, body))
-                    .await
-                    .map(Ok)
+        let span = info_span!("message", id = %queue_id);
+        let task = tokio::spawn(
+            async move {
+                if lmtp {
+                    DataResult::Lmtp(handler.data_lmtp(&info, &envelope, body).await)
+                } else {
+                    DataResult::Smtp(handler.data(&info, &envelope, body).await)
+                }
+            }
+            .instrument(span),
+        );
+        self.message = Some(InFlight {
+            tx: Some(tx),
+            task,
+            queue_id,
+        });
+    }
+
+    /// The whole message arrived: the end goes to the handler, and its answer to the client.
+    async fn end_message(&mut self, size: u64) {
+        let now = Instant::now();
+        let Some(message) = self.message.take() else {
+            let _ = self.session.reply(now, Reply::LOCAL_ERROR);
+            return;
+        };
+        if let Some(tx) = message.tx {
+            // The explicit end: without it the handler sees `Incomplete`.
+            let _ = tx.send(Ok(None)).await;
+        }
+        let result = match message.task.await {
+            Ok(result) => Some(result),
+            Err(_) => {
+                warn!("handler panicked in data");
+                None
             }
         };
-        let (result, end) = tokio::join!(data, self.content(tx).instrument(span));
+        let queue_id = message.queue_id;
         // The id belongs to this message only: the next transaction's hooks must not see it.
         self.info.queue_id = None;
-        let end = end?;
-        let MessageEnd::Complete { size } = end else {
-            info!(id = %queue_id, "message not received to its end");
-            return Ok(());
-        };
         let now = Instant::now();
         // The 250 names the message, as Postfix's "queued as" does: the sender's log can be
         // matched to the stored copy (the same id is in our Received header).
@@ -405,16 +456,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
             .unwrap_or_default();
         let rcpts = self.session.envelope().recipients.len();
         let codes: Vec<u16> = match result {
-            Some(Ok(Ok(()))) => {
-                self.session.reply(now, accepted);
+            Some(DataResult::Smtp(Ok(()))) => {
+                let _ = self.session.reply(now, accepted);
                 vec![250]
             }
-            Some(Ok(Err(reply))) => {
+            Some(DataResult::Smtp(Err(reply))) => {
                 let code = reply.code();
-                self.session.reply(now, reply);
+                let _ = self.session.reply(now, reply);
                 vec![code]
             }
-            Some(Err(each)) => {
+            Some(DataResult::Lmtp(each)) => {
                 let replies: Vec<Reply> = each
                     .into_iter()
                     .map(|r| r.err().unwrap_or_else(|| accepted.clone()))
@@ -423,105 +474,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
                 // The session answers a missing result with 451 (as the log should say).
                 codes.resize(rcpts.max(codes.len()), Reply::LOCAL_ERROR.code());
                 codes.truncate(rcpts);
-                self.session.reply_each(now, replies);
+                let _ = self.session.reply_each(now, replies);
                 codes
             }
             None => {
-                self.session.reply(now, Reply::LOCAL_ERROR);
+                let _ = self.session.reply(now, Reply::LOCAL_ERROR);
                 vec![Reply::LOCAL_ERROR.code()]
             }
         };
         info!(id = %queue_id, from = %from, rcpts, size, reply = ?codes, "message");
-        Ok(())
     }
 
-    /// Reads the message content and sends it to the handler, until the session reaches the
-    /// end of the message (or drops it).
-    async fn content(&mut self, tx: mpsc::Sender<crate::body::Piece>) -> io::Result<MessageEnd> {
-        let mut tx = Some(tx);
-        let mut idle = false;
-        loop {
-            // Outputs first: BDAT replies, the end, an abort, other commands' events.
-            while let Some(out) = self.session.poll_output() {
-                let event = match out {
-                    Output::Transmit(bytes) => {
-                        // The same deadline as every other write: a client that pipelines
-                        // BDAT chunks and never reads their replies is cut (RFC 5321 4.5.3.2).
-                        write_out(&mut self.stream, bytes, &self.ctx.config).await?;
-                        continue;
-                    }
-                    Output::Closed(reason) => {
-                        self.closed = Some(reason);
-                        if let Some(tx) = tx.take() {
-                            let _ = tx.send(Err(BodyError::Incomplete)).await;
-                        }
-                        return Ok(MessageEnd::Closed);
-                    }
-                    Output::Event(e) => e,
-                };
-                match event {
-                    Event::MessageEnd { size } => {
-                        // The explicit end: without it the handler sees `Incomplete`.
-                        if let Some(tx) = tx.take() {
-                            let _ = tx.send(Ok(None)).await;
-                        }
-                        return Ok(MessageEnd::Complete { size });
-                    }
-                    Event::MessageAborted { error } => {
-                        let error = match error {
-                            Some(smtp_proto::DataError::TooLarge) => BodyError::TooLarge,
-                            Some(smtp_proto::DataError::BareLineEnding) => {
-                                BodyError::BareLineEnding
-                            }
-                            _ => BodyError::Incomplete,
-                        };
-                        if let Some(tx) = tx.take() {
-                            let _ = tx.send(Err(error)).await;
-                        }
-                        return Ok(MessageEnd::Aborted);
-                    }
-                    other => Box::pin(self.event(other)).await?,
-                }
-            }
-            if std::mem::take(&mut idle) {
-                self.read().await?;
-                continue;
-            }
-            if self.info.control.is_set() {
-                return Err(aborted());
-            }
-            let used = self
-                .session
-                .handle_input(Instant::now(), &self.buf[self.pos..]);
-            self.pos += used.bytes;
-            if self.transcript {
-                while let Some(line) = self.session.poll_transcript() {
-                    debug!("C: {line}");
-                }
-            }
-            if let Some(chunk) = used.body {
-                let chunk = Bytes::copy_from_slice(chunk);
-                if let Some(sender) = &tx
-                    && sender.send(Ok(Some(chunk))).await.is_err()
-                {
-                    // The handler returned without reading everything: drain the rest.
-                    tx = None;
-                }
-            } else if used.bytes == 0 {
-                // Nothing to do until more input: but first let the replies this call queued
-                // (a BDAT chunk's 250) go out, at the top of the loop.
-                idle = true;
-            }
-        }
-    }
-
-    /// Reads more input, or handles the deadline, end of input, or shutdown.
+    /// Reads more input into the session's buffer, or handles the deadline, end of input,
+    /// or shutdown.
     async fn read(&mut self) -> io::Result<()> {
-        if self.pos > 0 {
-            self.buf.drain(..self.pos);
-            self.pos = 0;
-        }
-        self.buf.reserve(self.read_size);
         let deadline = self
             .session
             .poll_timeout()
@@ -539,8 +505,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
                 std::future::pending::<()>().await;
             }
         };
+        let room = self.session.input_capacity().min(self.read_size);
+        let buf = self.session.input_buffer();
+        buf.reserve(room);
+        let mut limited = bytes::BufMut::limit(buf, room);
+        let read = async {
+            if room == 0 {
+                // The session takes nothing now (it cannot happen with decisions made in
+                // turn, but a full buffer must never be read into): wait for the deadline.
+                std::future::pending::<()>().await;
+            }
+            self.stream.read_buf(&mut limited).await
+        };
         tokio::select! {
-            read = self.stream.read_buf(&mut self.buf) => match read {
+            read = read => match read {
                 Ok(0) => self.session.handle_eof(Instant::now()),
                 Ok(n) => {
                     self.read_size = if n >= self.read_size {
@@ -548,6 +526,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
                     } else {
                         (self.read_size / 2).max(MIN_READ)
                     };
+                    self.session.handle_input(Instant::now());
                 }
                 Err(e) => {
                     self.session.handle_eof(Instant::now());
@@ -563,11 +542,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
         Ok(())
     }
 
-    /// RFC 3207: the 220 went out; hand the stream to rustls, dropping whatever plaintext the
-    /// client had pipelined after STARTTLS.
+    /// RFC 3207: the 220 went out; hand the stream to rustls. Plaintext the client pipelined
+    /// after STARTTLS was already dropped by the session.
     async fn starttls(&mut self) -> io::Result<()> {
-        self.buf.clear();
-        self.pos = 0;
         let Some(acceptor) = self.ctx.tls.clone() else {
             self.session.handle_eof(Instant::now());
             return Ok(());

@@ -33,16 +33,17 @@
 
 mod client;
 mod faults;
-mod pair;
 mod server;
 
 pub use client::{Client, Response};
 pub use faults::{DropPoint, FaultHandler, Faults, Step};
-pub use pair::{Decision, Pair, Received};
 pub use server::{
     Mail, MailEnvelope, Recorder, Subscription, TestServer, TestServerBuilder, TestTls, WaitError,
 };
 pub use smtp_proto;
+/// The virtual-clock pair lives beside the session (`smtp_proto::testing`), so that the
+/// protocol tests run on smtp-proto alone; it is re-exported here, where tests look for it.
+pub use smtp_proto::testing::{Decision, Pair, Peer, Received, drive};
 pub use smtp_server;
 
 /// The README's examples, compiled and run as doctests.

@@ -1,14 +1,15 @@
-//! Edge cases of `smtp_proto::Session` derived from the RFC text (RFC 5321, 1870, 3030, 3461,
+//! Edge cases of `crate::Session` derived from the RFC text (RFC 5321, 1870, 3030, 3461,
 //! 4954, 6152, 6531, and haproxy's proxy-protocol.txt), not from what the code does today.
 //! Every case runs twice: each step sent whole, and each step sent one byte at a time. A case
 //! where the code disagrees with the RFC sits in its own `#[ignore = "bug: ..."]` test.
 
 use std::sync::{Arc, Mutex};
 
-use smtp_proto::{
-    CloseReason, Config, Credentials, Event, ForwardPath, SaslExchange, SaslMechanism, SaslStep,
+use crate::testing::{Decision, Pair};
+use crate::{
+    CloseReason, Config, Credentials, DecisionError, Event, ForwardPath, SaslExchange,
+    SaslMechanism, SaslStep,
 };
-use smtp_testkit::{Decision, Pair};
 
 /// A step: what the client sends, and the reply codes it must get back.
 type Step<'a> = (&'a str, &'a [u16]);
@@ -594,6 +595,48 @@ fn shutdown_with_a_pending_decision() {
     pair.send(EHLO).send(MAIL).shutdown();
     assert_eq!(pair.codes(), [220, 250, 421]);
     assert_eq!(pair.closed(), Some(CloseReason::Shutdown));
+    // The decision that came too late is refused, typed, and changes nothing.
+    let mut session_after = Pair::with_decider(Config::new("mx.example"), |event, _| match event {
+        Event::Mail { .. } => Decision::Defer,
+        _ => Decision::Accept,
+    });
+    session_after.send(EHLO).send(MAIL).shutdown();
+    assert_eq!(session_after.codes(), [220, 250, 421]);
+    let now = session_after.now();
+    let late = Decision::Accept.apply(session_after.session_mut(), now);
+    assert_eq!(late, Err(DecisionError::NotPending));
+    assert_eq!(session_after.codes(), [] as [u16; 0]);
+}
+
+/// Decisions are typed and checked: an answer of the wrong kind is an error, and the
+/// session waits on, unchanged.
+#[test]
+fn decisions_of_the_wrong_kind_are_errors() {
+    let mut pair = Pair::with_decider(Config::new("mx.example"), |_, _| Decision::Defer);
+    let now = pair.now();
+    assert_eq!(
+        pair.session_mut().accept_auth(now, "ann".into()),
+        Err(DecisionError::WrongKind {
+            pending: "connection"
+        })
+    );
+    assert_eq!(
+        pair.session_mut().reply_each(now, vec![]),
+        Err(DecisionError::WrongKind {
+            pending: "connection"
+        })
+    );
+    assert_eq!(
+        pair.session_mut().set_capabilities(vec![]),
+        Err(DecisionError::WrongKind {
+            pending: "connection"
+        })
+    );
+    assert!(pair.session().is_pending());
     pair.decide(Decision::Accept);
-    assert_eq!(pair.codes(), [] as [u16; 0]);
+    assert_eq!(pair.codes(), [220]);
+    assert_eq!(
+        pair.session_mut().accept(now),
+        Err(DecisionError::NotPending)
+    );
 }

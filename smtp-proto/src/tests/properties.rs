@@ -4,11 +4,11 @@
 
 use std::borrow::Cow;
 
-use proptest::prelude::*;
-use smtp_proto::{
+use crate::{
     BareLineEndings, Body, Command, DataDecoder, Decoded, EnhancedStatus, ForwardPath, MailParams,
     Mailbox, Notify, Orcpt, RcptParams, Reply, Ret, ReversePath, dot_stuff, fuzzing,
 };
+use proptest::prelude::*;
 
 fn atom() -> impl Strategy<Value = String> {
     "[a-zA-Z0-9!#$%&'*+/=?^_`{|}~-]{1,8}"
@@ -267,7 +267,7 @@ proptest! {
 
     #[test]
     fn fuzz_proxy(data in prop::collection::vec(any::<u8>(), 0..300), v2 in any::<bool>()) {
-        let mut input = if v2 { smtp_proto::V2_SIGNATURE.to_vec() } else { b"PROXY ".to_vec() };
+        let mut input = if v2 { crate::V2_SIGNATURE.to_vec() } else { b"PROXY ".to_vec() };
         input.extend_from_slice(&data);
         fuzzing::proxy(&input);
         fuzzing::proxy(&data);
