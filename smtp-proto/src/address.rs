@@ -101,6 +101,11 @@ pub enum ReversePath<'a> {
 }
 
 impl ReversePath<'_> {
+    /// The address without angle brackets: `ann@example.com`, or `""` for the null path.
+    pub fn address(&self) -> String {
+        self.mailbox().map(ToString::to_string).unwrap_or_default()
+    }
+
     /// The mailbox, unless this is the null path.
     pub fn mailbox(&self) -> Option<&Mailbox<'_>> {
         match self {
@@ -138,6 +143,19 @@ pub enum ForwardPath<'a> {
 }
 
 impl ForwardPath<'_> {
+    /// The address without angle brackets: `ann@example.com`, or `Postmaster`.
+    pub fn address(&self) -> String {
+        self.mailbox()
+            .map_or_else(|| "Postmaster".to_string(), ToString::to_string)
+    }
+
+    /// True when the mailbox's domain is `domain`, compared without regard to ASCII case
+    /// (domains are case-insensitive, RFC 5321 2.4); false for the bare `<Postmaster>`.
+    pub fn has_domain(&self, domain: &str) -> bool {
+        self.mailbox()
+            .is_some_and(|m| m.domain().eq_ignore_ascii_case(domain))
+    }
+
     /// The mailbox, unless this is the bare `<Postmaster>`.
     pub fn mailbox(&self) -> Option<&Mailbox<'_>> {
         match self {

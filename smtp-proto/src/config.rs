@@ -10,7 +10,7 @@ use crate::sasl::SaslMechanism;
 
 /// SMTP (RFC 5321) or LMTP (RFC 2033).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub enum Mode {
+pub enum Protocol {
     /// SMTP: HELO/EHLO, one reply per message.
     #[default]
     Smtp,
@@ -130,9 +130,9 @@ impl Default for Timeouts {
 /// The session's configuration.
 ///
 /// ```
-/// use smtp_proto::{Config, Mode};
+/// use smtp_proto::{Config, Protocol};
 /// let mut config = Config::new("mx.example.com");
-/// config.mode = Mode::Lmtp;
+/// config.protocol = Protocol::Lmtp;
 /// config.limits.message_size = 10 << 20;
 /// config.auth.mechanisms = vec!["PLAIN".into(), "LOGIN".into()];
 /// config.tls.available = true;
@@ -146,7 +146,7 @@ pub struct Config {
     /// `LMTP ready` in LMTP mode.
     pub greeting: Option<String>,
     /// SMTP or LMTP.
-    pub mode: Mode,
+    pub protocol: Protocol,
     /// Announced extensions.
     pub extensions: Extensions,
     /// Limits.
@@ -171,7 +171,7 @@ impl Config {
         Self {
             hostname: hostname.into(),
             greeting: None,
-            mode: Mode::Smtp,
+            protocol: Protocol::Smtp,
             extensions: Extensions::default(),
             limits: Limits::default(),
             timeouts: Timeouts::default(),
@@ -188,7 +188,7 @@ impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
             .field("hostname", &self.hostname)
-            .field("mode", &self.mode)
+            .field("protocol", &self.protocol)
             .field("extensions", &self.extensions)
             .field("limits", &self.limits)
             .field("timeouts", &self.timeouts)

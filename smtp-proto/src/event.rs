@@ -186,6 +186,29 @@ pub struct Envelope {
 }
 
 impl Envelope {
+    /// The sender's address without angle brackets (`""` for the null sender `<>`), once
+    /// MAIL was accepted.
+    pub fn sender(&self) -> Option<String> {
+        self.from.as_ref().map(ReversePath::address)
+    }
+
+    /// The recipients' addresses without angle brackets, in order.
+    ///
+    /// ```
+    /// use smtp_proto::{Envelope, ForwardPath, Mailbox, Recipient, ReversePath};
+    /// let mut e = Envelope::default();
+    /// e.from = Some(ReversePath::Mailbox(Mailbox::parse("ann@example.com").unwrap()));
+    /// e.recipients.push(Recipient {
+    ///     path: ForwardPath::Mailbox(Mailbox::parse("bob@example.net").unwrap()),
+    ///     params: Default::default(),
+    /// });
+    /// assert_eq!(e.sender().as_deref(), Some("ann@example.com"));
+    /// assert_eq!(e.recipient_addresses(), ["bob@example.net"]);
+    /// ```
+    pub fn recipient_addresses(&self) -> Vec<String> {
+        self.recipients.iter().map(|r| r.path.address()).collect()
+    }
+
     /// True when a MAIL command was accepted and no reset happened since.
     pub fn in_transaction(&self) -> bool {
         self.from.is_some()

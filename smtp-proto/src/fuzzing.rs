@@ -135,10 +135,10 @@ pub fn session(data: &[u8]) {
     config.tls.available = flags & 1 != 0;
     config.tls.required = flags & 2 != 0;
     config.proxy_protocol = flags & 4 != 0;
-    config.mode = if flags & 8 != 0 {
-        crate::Mode::Lmtp
+    config.protocol = if flags & 8 != 0 {
+        crate::Protocol::Lmtp
     } else {
-        crate::Mode::Smtp
+        crate::Protocol::Smtp
     };
     config.extensions.enhanced_status_codes = flags & 16 != 0;
     config.auth.allow_insecure = flags & 32 != 0;

@@ -1,23 +1,26 @@
 //! The SMTP server protocol without I/O: bytes in, replies, events and message bytes out.
 //!
 //! This crate is the protocol brain of an embeddable ESMTP/LMTP server. **No sockets, no
-//! tokio, no clock, no TLS:** the caller owns the buffers and says how many bytes each step
-//! consumed, time is passed in, and the TLS upgrade is only signalled. So every behaviour can
-//! be tested byte by byte, in virtual time (see `smtp-testkit`'s `Pair`), and fuzzed.
+//! tokio, no clock, no TLS:** the caller reads into the session's bounded buffer, time is
+//! passed in, and the TLS upgrade is only signalled. So every behaviour can be tested byte by
+//! byte, in virtual time ([`testing::Pair`], feature `testing`), and fuzzed.
 //!
 //! ```text
 //!   bytes from the client                                         bytes to the client
 //!          │                                                              ▲
 //!          ▼                                                              │
-//!   Session::handle_input(now, &buf) ──▶ Consumed { bytes, body }         │
+//!   Session::input_buffer() + handle_input(now)                           │
 //!          │   PROXY header (optional) ─ ProxyHeader::parse               │
 //!          │   command lines ─ LineFramer ─ Command::parse                │
 //!          │   AUTH lines ─ decode_sasl_response ─ PLAIN/LOGIN/custom     │
-//!          │   DATA ─ DataDecoder       BDAT ─ ChunkReader ──▶ body slices│
+//!          │   DATA ─ DataDecoder       BDAT ─ ChunkReader                │
 //!          ▼                                                              │
-//!   Session::poll_output() ──▶ Output::Transmit(replies) ─────────────────┘
+//!   Session::poll_output(), one ordered queue:                            │
+//!                          ──▶ Output::Transmit(replies) ─────────────────┘
 //!                          ──▶ Output::Event(Mail, Rcpt, MessageEnd, StartTls, ...)
-//!                                  └─ decisions: accept / reply / reply_each / accept_auth
+//!                                  └─ decisions: accept / reply / reply_each / accept_auth,
+//!                                     which go on with the input behind them
+//!                          ──▶ Output::Content(Bytes split from the input, no copy)
 //!                          ──▶ Output::Closed(reason)
 //!   Session::poll_timeout() / handle_timeout(now)      (RFC 5321 4.5.3.2 deadlines)
 //! ```
@@ -93,14 +96,16 @@ pub mod fuzzing;
 
 pub use address::{ForwardPath, Mailbox, ReversePath};
 pub use command::{Command, ParseOptions};
-pub use config::{AuthPolicy, Config, Extensions, Limits, Mode, Timeouts, TlsPolicy};
+pub use config::{AuthPolicy, Config, Extensions, Limits, Protocol, Timeouts, TlsPolicy};
 pub use data::{BareLineEndings, ChunkReader, DataDecoder, DataError, Decoded, dot_stuff};
 pub use error::{AddressError, ParseError, ProxyError, ReplyError, SaslError};
 pub use event::{
     CloseReason, DecisionError, Envelope, Event, HelloKind, Output, ProxyInfo, Recipient,
 };
 pub use line::{DEFAULT_COMMAND_LINE_MAX, Framed, LineFramer};
-pub use params::{Body, MailParams, Notify, Orcpt, RcptParams, Ret, xtext_decode, xtext_encode};
+pub use params::{
+    BodyType, MailParams, Notify, Orcpt, RcptParams, Ret, xtext_decode, xtext_encode,
+};
 pub use proxy::{
     PP2_TYPE_ALPN, PP2_TYPE_AUTHORITY, PP2_TYPE_CRC32C, PP2_TYPE_NETNS, PP2_TYPE_NOOP,
     PP2_TYPE_SSL, PP2_TYPE_UNIQUE_ID, ProxyAddresses, ProxyCommand, ProxyHeader, Tlv, Transport,

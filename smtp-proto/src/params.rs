@@ -12,7 +12,7 @@ use crate::error::ParseError;
 
 /// `BODY=` (RFC 6152 2, RFC 3030 3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Body {
+pub enum BodyType {
     /// `7BIT`.
     SevenBit,
     /// `8BITMIME`.
@@ -21,7 +21,7 @@ pub enum Body {
     BinaryMime,
 }
 
-impl Body {
+impl BodyType {
     fn as_str(self) -> &'static str {
         match self {
             Self::SevenBit => "7BIT",
@@ -76,7 +76,7 @@ pub struct MailParams<'a> {
     /// `SIZE=`: the size the client announces, in octets (RFC 1870 4).
     pub size: Option<u64>,
     /// `BODY=`.
-    pub body: Option<Body>,
+    pub body: Option<BodyType>,
     /// `SMTPUTF8` (RFC 6531 3.4).
     pub smtputf8: bool,
     /// `RET=`.
@@ -165,10 +165,14 @@ impl<'a> MailParams<'a> {
                     set(&mut p.size, n, "SIZE")
                 } else if is("BODY") {
                     let v = v.ok_or(ParseError::BadParameter("BODY"))?;
-                    let body = [Body::SevenBit, Body::EightBitMime, Body::BinaryMime]
-                        .into_iter()
-                        .find(|b| v.eq_ignore_ascii_case(b.as_str()))
-                        .ok_or(ParseError::BadParameter("BODY"))?;
+                    let body = [
+                        BodyType::SevenBit,
+                        BodyType::EightBitMime,
+                        BodyType::BinaryMime,
+                    ]
+                    .into_iter()
+                    .find(|b| v.eq_ignore_ascii_case(b.as_str()))
+                    .ok_or(ParseError::BadParameter("BODY"))?;
                     set(&mut p.body, body, "BODY")
                 } else if is("SMTPUTF8") {
                     flag(&mut p.smtputf8, v, "SMTPUTF8")
@@ -415,7 +419,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(p.size, Some(1000));
-        assert_eq!(p.body, Some(Body::EightBitMime));
+        assert_eq!(p.body, Some(BodyType::EightBitMime));
         assert!(p.smtputf8 && p.requiretls);
         assert_eq!(p.ret, Some(Ret::Headers));
         assert_eq!(p.envid.as_deref(), Some("QQ+1"));

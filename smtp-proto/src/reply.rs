@@ -88,6 +88,29 @@ impl Reply {
         }
     }
 
+    /// A reply from its code, the text of its enhanced status and its text:
+    /// `Reply::with_status(550, "5.1.1", "No such user")`.
+    ///
+    /// # Panics
+    /// If `status` is not an enhanced status code (`d.ddd.ddd`, RFC 3463); a constant one
+    /// written in the source is the intended use. Parse text from elsewhere with
+    /// [`str::parse`] (`"550 5.1.1 No such user".parse::<Reply>()`).
+    ///
+    /// ```
+    /// use smtp_proto::Reply;
+    /// let r = Reply::with_status(550, "5.1.1", "No such user");
+    /// assert_eq!(r.to_string(), "550 5.1.1 No such user\r\n");
+    /// let parsed: Reply = "550 5.1.1 No such user".parse().unwrap();
+    /// assert_eq!(parsed, r);
+    /// assert_eq!("451 Try later".parse::<Reply>().unwrap().status(), None);
+    /// ```
+    #[track_caller]
+    pub fn with_status(code: u16, status: &str, text: impl Into<Cow<'static, str>>) -> Self {
+        let status = EnhancedStatus::parse(status)
+            .unwrap_or_else(|| panic!("{status:?} is not an enhanced status code"));
+        Self::new(code, Some(status), text)
+    }
+
     /// The same as [`Reply::new`] for `'static` text, usable in constants.
     pub const fn const_new(code: u16, status: Option<EnhancedStatus>, text: &'static str) -> Self {
         Self {
@@ -279,6 +302,37 @@ impl fmt::Display for Reply {
     }
 }
 
+impl std::str::FromStr for Reply {
+    type Err = ReplyError;
+
+    /// `"550 5.1.1 No such user"` (the enhanced status is optional; lines are separated by
+    /// `\n`, each given without its code). The code must be 200 to 599.
+    fn from_str(s: &str) -> Result<Self, ReplyError> {
+        let (code, rest) = s.split_at_checked(3).ok_or(ReplyError::Syntax)?;
+        let code: u16 = code
+            .parse()
+            .ok()
+            .filter(|c| (200..600).contains(c))
+            .ok_or(ReplyError::Syntax)?;
+        let rest = match rest.strip_prefix(' ') {
+            Some(rest) => rest,
+            None if rest.is_empty() => rest,
+            None => return Err(ReplyError::Syntax),
+        };
+        let (status, text) = match rest.split_once(' ') {
+            Some((first, text)) => match EnhancedStatus::parse(first) {
+                Some(st) => (Some(st), text),
+                None => (None, rest),
+            },
+            None => match EnhancedStatus::parse(rest) {
+                Some(st) => (Some(st), ""),
+                None => (None, rest),
+            },
+        };
+        Ok(Self::new(code, status, text.to_string()))
+    }
+}
+
 macro_rules! replies {
     ($($(#[$doc:meta])* $name:ident = $code:literal $(($c:literal, $s:literal, $d:literal))? $text:literal;)*) => {
         impl Reply {
@@ -297,6 +351,24 @@ macro_rules! replies {
 }
 
 replies! {
+    /// `550 5.1.1 No such user`: the recipient does not exist (RFC 3463 3.2).
+    NO_SUCH_USER = 550 (5, 1, 1) "No such user";
+    /// `550 5.2.1 Mailbox unavailable`: it exists but takes no mail.
+    MAILBOX_UNAVAILABLE = 550 (5, 2, 1) "Mailbox unavailable";
+    /// `552 5.2.2 Mailbox full`.
+    MAILBOX_FULL = 552 (5, 2, 2) "Mailbox full";
+    /// `452 4.2.2 Mailbox full, try again later`: over quota for now.
+    MAILBOX_FULL_TEMPORARY = 452 (4, 2, 2) "Mailbox full, try again later";
+    /// `554 5.7.1 Relay access denied`: not a domain this server takes mail for.
+    RELAY_DENIED = 554 (5, 7, 1) "Relay access denied";
+    /// `550 5.7.1 Delivery not authorized, message refused`: a policy refusal.
+    POLICY_REFUSED = 550 (5, 7, 1) "Delivery not authorized, message refused";
+    /// `553 5.1.8 Sender address rejected`: a sender this server does not take mail from.
+    SENDER_REJECTED = 553 (5, 1, 8) "Sender address rejected";
+    /// `451 4.7.1 Try again later`: a temporary refusal (greylisting, rate limits).
+    TRY_AGAIN_LATER = 451 (4, 7, 1) "Try again later";
+    /// `452 4.3.1 Insufficient system storage`.
+    INSUFFICIENT_STORAGE = 452 (4, 3, 1) "Insufficient system storage";
     /// `250 2.0.0 OK`: the generic success.
     OK = 250 (2, 0, 0) "OK";
     /// `250 2.1.0 Sender OK` (RFC 3463 X.1.0 other address status).
@@ -450,6 +522,46 @@ mod tests {
             "3.1.1", "5.1", "5.1.1.1", "5..1", "5.1234.1", "a.b.c", "55.1.1",
         ] {
             assert_eq!(EnhancedStatus::parse(bad), None, "{bad}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod from_str_tests {
+    use super::*;
+
+    /// Code, enhanced status, text.
+    type Parsed<'a> = (u16, Option<&'a str>, &'a str);
+
+    #[test]
+    fn parse_reply_text() {
+        let cases: &[(&str, Option<Parsed<'_>>)] = &[
+            (
+                "550 5.1.1 No such user",
+                Some((550, Some("5.1.1"), "No such user")),
+            ),
+            ("451 Try later", Some((451, None, "Try later"))),
+            ("250", Some((250, None, ""))),
+            ("421 4.3.2", Some((421, Some("4.3.2"), ""))),
+            ("550 5.1.1", Some((550, Some("5.1.1"), ""))),
+            (
+                "550 1.1.1 not a status",
+                Some((550, None, "1.1.1 not a status")),
+            ),
+            ("199 too small", None),
+            ("600 too big", None),
+            ("55 short", None),
+            ("550-dash", None),
+            ("", None),
+            ("abc def", None),
+        ];
+        for (text, want) in cases {
+            let got = text.parse::<Reply>().ok().map(|r| {
+                let status = r.status().map(|s| s.to_string());
+                (r.code(), status, r.text().to_string())
+            });
+            let want = want.map(|(c, s, t)| (c, s.map(str::to_string), t.to_string()));
+            assert_eq!(got, want, "{text:?}");
         }
     }
 }

@@ -59,13 +59,13 @@ use bytes::{Buf as _, Bytes, BytesMut};
 
 use crate::address::{ForwardPath, ReversePath};
 use crate::command::Command;
-use crate::config::{Config, Mode};
+use crate::config::{Config, Protocol};
 use crate::data::{ChunkReader, DataDecoder, Decoded};
 use crate::event::{
     CloseReason, DecisionError, Envelope, Event, HelloKind, Output, ProxyInfo, Recipient,
 };
 use crate::line::{Framed, LineFramer};
-use crate::params::{Body, MailParams, RcptParams};
+use crate::params::{BodyType, MailParams, RcptParams};
 use crate::proxy::ProxyHeader;
 use crate::reply::{EnhancedStatus, Reply};
 use crate::sasl::{
@@ -677,10 +677,10 @@ impl Session {
         let reply = match &self.pending {
             None => return Err(DecisionError::NotPending),
             Some(Pending::Connect) => {
-                let greeting = match (&self.config.greeting, self.config.mode) {
+                let greeting = match (&self.config.greeting, self.config.protocol) {
                     (Some(text), _) => text.as_str(),
-                    (None, Mode::Smtp) => "ESMTP ready",
-                    (None, Mode::Lmtp) => "LMTP ready",
+                    (None, Protocol::Smtp) => "ESMTP ready",
+                    (None, Protocol::Lmtp) => "LMTP ready",
                 };
                 let text = format!("{} {greeting}", self.config.hostname);
                 Reply::new(220, None, text)
@@ -722,7 +722,7 @@ impl Session {
         if !matches!(self.pending, Some(Pending::MessageEnd)) {
             return Err(wrong(self.pending.as_ref()));
         }
-        if self.config.mode == Mode::Smtp {
+        if self.config.protocol == Protocol::Smtp {
             let first = replies.into_iter().next().unwrap_or(Reply::LOCAL_ERROR);
             return self.reply(now, first);
         }
@@ -820,9 +820,9 @@ impl Session {
                 self.send(reply);
             }
             Pending::MessageEnd => {
-                match self.config.mode {
-                    Mode::Smtp => self.send(reply),
-                    Mode::Lmtp => {
+                match self.config.protocol {
+                    Protocol::Smtp => self.send(reply),
+                    Protocol::Lmtp => {
                         for _ in 0..self.envelope.recipients.len() {
                             self.send(reply.clone());
                         }
@@ -1038,7 +1038,7 @@ impl Session {
     }
 
     fn hello(&mut self, kind: HelloKind, name: &str) {
-        let lmtp = self.config.mode == Mode::Lmtp;
+        let lmtp = self.config.protocol == Protocol::Lmtp;
         match kind {
             HelloKind::Lhlo if !lmtp => return self.error(USE_EHLO),
             HelloKind::Helo | HelloKind::Ehlo if lmtp => return self.error(USE_LHLO),
@@ -1083,9 +1083,9 @@ impl Session {
         let allowed = (params == MailParams::default() || ehlo)
             && (params.size.is_none() || x.size)
             && match params.body {
-                None | Some(Body::SevenBit) => true,
-                Some(Body::EightBitMime) => x.eight_bit_mime,
-                Some(Body::BinaryMime) => x.binary_mime && x.chunking,
+                None | Some(BodyType::SevenBit) => true,
+                Some(BodyType::EightBitMime) => x.eight_bit_mime,
+                Some(BodyType::BinaryMime) => x.binary_mime && x.chunking,
             }
             && (!params.smtputf8 || x.smtputf8)
             && (params.ret.is_none() && params.envid.is_none() || x.dsn)
@@ -1138,7 +1138,7 @@ impl Session {
                 Reply::BAD_SEQUENCE
             });
         }
-        if self.envelope.params.body == Some(Body::BinaryMime) {
+        if self.envelope.params.body == Some(BodyType::BinaryMime) {
             return self.error(BINARYMIME_NEEDS_BDAT);
         }
         self.errors = 0;

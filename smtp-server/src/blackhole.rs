@@ -7,10 +7,10 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use smtp_proto::{EnhancedStatus, Envelope, Reply};
+use smtp_proto::{EnhancedStatus, Reply};
 
 use crate::body::Body;
-use crate::handler::{Handler, SessionInfo};
+use crate::handler::{Context, Handler};
 
 /// The header that chooses the mode of one message (Blackhole's name).
 pub const MODE_HEADER: &str = "X-Blackhole-Mode";
@@ -430,11 +430,11 @@ async fn read_header(mut body: Body) -> Result<Vec<u8>, Reply> {
 
 #[async_trait]
 impl Handler for Blackhole {
-    async fn data(&self, session: &SessionInfo, _: &Envelope, body: Body) -> Result<(), Reply> {
+    async fn data(&self, ctx: &mut Context, body: Body) -> Result<(), Reply> {
         let header = read_header(body).await?;
         let decision = self.decide(&header);
         tracing::debug!(
-            session = session.id,
+            session = ctx.session().id,
             mode = %decision.mode,
             delay = ?decision.delay,
             "blackhole"

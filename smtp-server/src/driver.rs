@@ -5,12 +5,12 @@ use std::io;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context as TaskContext, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
 use futures_util::FutureExt as _;
-use smtp_proto::{CloseReason, Config, Event, Mode, Output, Reply, Session};
+use smtp_proto::{CloseReason, Config, Event, Output, Protocol, Reply, Session};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
@@ -19,7 +19,7 @@ use tracing::{Instrument as _, debug, info, info_span, warn};
 
 use crate::body::{Body, Piece};
 use crate::error::BodyError;
-use crate::handler::{Handler, SessionInfo};
+use crate::handler::{Context, Control, Handler, SessionInfo};
 
 /// Most bytes asked of the socket per read.
 const READ_SIZE: usize = 16 * 1024;
@@ -38,7 +38,7 @@ enum Stream<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Stream<S> {
     fn poll_read(
         self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
+        cx: &mut TaskContext<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
@@ -52,7 +52,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Stream<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Stream<S> {
     fn poll_write(
         self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
+        cx: &mut TaskContext<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
@@ -62,7 +62,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Stream<S> {
         }
     }
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Self::Plain(s) => Pin::new(s).poll_flush(cx),
             Self::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
@@ -70,7 +70,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Stream<S> {
         }
     }
 
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Self::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Self::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
@@ -99,7 +99,7 @@ where
     let span = info_span!("smtp", id = info.id, peer = ?info.peer, listener = %info.listener);
     async move {
         info!("connected");
-        info.lmtp = ctx.config.mode == Mode::Lmtp;
+        info.lmtp = ctx.config.protocol == Protocol::Lmtp;
         let now = Instant::now();
         let stream = if ctx.implicit_tls {
             let Some(acceptor) = ctx.tls.clone() else {
@@ -128,11 +128,13 @@ where
         // Protocol lines at debug level: AUTH redacted and content left out by the session.
         let transcript = tracing::enabled!(tracing::Level::DEBUG);
         session.record_transcript(transcript);
+        let control = info.control.clone();
         let mut conn = Conn {
             stream,
             session,
             read_size: MIN_READ,
-            info,
+            hctx: Context::new(info),
+            control,
             ctx,
             message: None,
             closed: None,
@@ -146,13 +148,16 @@ where
         // A message in flight ends as incomplete; its handler finishes before `disconnect`.
         if let Some(message) = conn.message.take() {
             drop(message.tx);
-            let _ = message.task.await;
+            conn.hctx = match message.task.await {
+                Ok((ctx, _)) => ctx,
+                Err(_) => Context::new(message.session),
+            };
         }
         // TLS writes its close_notify here: bounded like every other write.
         let grace = conn.ctx.config.timeouts.command;
         let _ = tokio::time::timeout(grace, conn.stream.shutdown()).await;
         let handler = Arc::clone(&conn.ctx.handler);
-        let _ = AssertUnwindSafe(handler.disconnect(&conn.info))
+        let _ = AssertUnwindSafe(handler.disconnect(&mut conn.hctx))
             .catch_unwind()
             .await;
     }
@@ -167,18 +172,21 @@ struct InFlight {
     tx: Option<mpsc::Sender<Piece>>,
     task: tokio::task::JoinHandle<DataResult>,
     queue_id: String,
+    /// To rebuild the context if the handler panics (its extensions are lost then).
+    session: SessionInfo,
 }
 
-/// What `data` (or `data_lmtp`) returned.
-enum DataResult {
-    Smtp(Result<(), Reply>),
-    Lmtp(Vec<Result<(), Reply>>),
-}
+/// What the data task hands back: the connection's context (it went with the handler into
+/// the task) and the handler's answer; `None` if the handler panicked.
+type DataResult = (Context, Result<(), Reply>);
 
 struct Conn<S> {
     stream: Stream<S>,
     session: Session,
-    info: SessionInfo,
+    /// What the handler sees; it travels into the data task and back.
+    hctx: Context,
+    /// The handler's "drop this connection", readable while `hctx` is away.
+    control: Control,
     ctx: ConnContext,
     message: Option<InFlight>,
     closed: Option<CloseReason>,
@@ -246,7 +254,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
                     Output::Closed(reason) => self.closed = Some(reason),
                     Output::Event(event) => self.event(event).await?,
                 }
-                if self.info.control.is_set() {
+                if self.control.is_set() {
                     return Err(aborted());
                 }
             }
@@ -282,8 +290,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
         let now = Instant::now();
         match event {
             Event::Connect { proxy } => {
-                self.info.proxy = proxy;
-                let r = guarded("connect", handler.connect(&self.info)).await;
+                self.hctx.session_mut().proxy = proxy;
+                let r = guarded("connect", handler.connect(&mut self.hctx)).await;
                 self.decide(r);
             }
             Event::Hello {
@@ -291,16 +299,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
                 mut capabilities,
                 ..
             } => {
-                let r = guarded("hello", handler.hello(&self.info, &name, &mut capabilities)).await;
+                sync_envelope(&mut self.hctx, &self.session);
+                let r = guarded(
+                    "hello",
+                    handler.hello(&mut self.hctx, &name, &mut capabilities),
+                )
+                .await;
                 if matches!(r, Some(Ok(()))) {
                     info!(name = %name, "hello");
                     let _ = self.session.set_capabilities(capabilities);
-                    self.info.helo = Some(name);
+                    self.hctx.session_mut().helo = Some(name);
                 }
                 self.decide(r);
             }
             Event::Auth { credentials } => {
-                let result = guarded("auth", handler.auth(&self.info, &credentials)).await;
+                let result = guarded("auth", handler.auth(&mut self.hctx, &credentials)).await;
                 // RFC 4616 2: a client that asks to act as another identity (PLAIN's authzid)
                 // gets it only if the handler grants exactly that identity; a handler that
                 // checks the credentials but ignores the request does not grant it.
@@ -314,7 +327,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
                 let decided = match result {
                     Some(Ok(identity)) => {
                         info!(user = %identity, "authenticated");
-                        self.info.auth = Some(identity.clone());
+                        self.hctx.session_mut().auth = Some(identity.clone());
                         self.session.accept_auth(now, identity)
                     }
                     Some(Err(reply)) => {
@@ -330,27 +343,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
                 debug_assert!(decided.is_ok(), "{decided:?}");
             }
             Event::Mail => {
+                sync_envelope(&mut self.hctx, &self.session);
                 let r = match self.session.pending_mail() {
                     Some((from, params)) => {
-                        guarded("mail", handler.mail(&self.info, from, params)).await
+                        guarded("mail", handler.mail(&mut self.hctx, from, params)).await
                     }
                     None => None,
                 };
                 self.decide(r);
             }
             Event::Rcpt => {
+                sync_envelope(&mut self.hctx, &self.session);
                 let r = match self.session.pending_rcpt() {
                     Some((to, params)) => {
-                        let envelope = self.session.envelope();
-                        guarded("rcpt", handler.rcpt(&self.info, envelope, to, params)).await
+                        guarded("rcpt", handler.rcpt(&mut self.hctx, to, params)).await
                     }
                     None => None,
                 };
                 self.decide(r);
             }
             Event::Vrfy { arg } => {
-                let reply = guarded("vrfy", handler.vrfy(&self.info, &arg)).await;
-                let _ = self.session.reply(now, reply.unwrap_or(Reply::LOCAL_ERROR));
+                let reply = guarded("vrfy", handler.vrfy(&mut self.hctx, &arg)).await;
+                let reply = match reply {
+                    Some(Ok(r) | Err(r)) => r,
+                    None => Reply::LOCAL_ERROR,
+                };
+                let _ = self.session.reply(now, reply);
             }
             Event::MessageStart => self.start_message(),
             Event::MessageEnd { size } => self.end_message(size).await,
@@ -365,13 +383,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
                         let _ = tx.send(Err(error)).await;
                     }
                     // The handler's answer does not count: the session answered already.
-                    let _ = message.task.await;
-                    self.info.queue_id = None;
+                    self.hctx = match message.task.await {
+                        Ok((ctx, _)) => ctx,
+                        Err(_) => Context::new(message.session),
+                    };
+                    self.hctx.session_mut().queue_id = None;
                     info!(id = %message.queue_id, "message not received to its end");
                 }
             }
             Event::Reset => {
-                guarded("rset", handler.rset(&self.info)).await;
+                sync_envelope(&mut self.hctx, &self.session);
+                guarded("rset", handler.rset(&mut self.hctx)).await;
             }
             Event::StartTls => self.starttls().await?,
             _ => {}
@@ -394,20 +416,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
     fn start_message(&mut self) {
         let (tx, rx) = mpsc::channel(BODY_QUEUE);
         let body = Body::new(rx, self.ctx.config.limits.message_size);
-        let envelope = self.session.envelope().clone();
+        sync_envelope(&mut self.hctx, &self.session);
         let queue_id = crate::handler::queue_id();
-        self.info.queue_id = Some(queue_id.clone());
-        let info = self.info.clone();
+        self.hctx.session_mut().queue_id = Some(queue_id.clone());
+        let session = self.hctx.session().clone();
+        let mut hctx = std::mem::take(&mut self.hctx);
         let handler = Arc::clone(&self.ctx.handler);
-        let lmtp = self.ctx.config.mode == Mode::Lmtp;
         let span = info_span!("message", id = %queue_id);
         let task = tokio::spawn(
             async move {
-                if lmtp {
-                    DataResult::Lmtp(handler.data_lmtp(&info, &envelope, body).await)
-                } else {
-                    DataResult::Smtp(handler.data(&info, &envelope, body).await)
-                }
+                let result = handler.data(&mut hctx, body).await;
+                (hctx, result)
             }
             .instrument(span),
         );
@@ -415,6 +434,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
             tx: Some(tx),
             task,
             queue_id,
+            session,
         });
     }
 
@@ -430,15 +450,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
             let _ = tx.send(Ok(None)).await;
         }
         let result = match message.task.await {
-            Ok(result) => Some(result),
+            Ok((ctx, result)) => {
+                self.hctx = ctx;
+                Some(result)
+            }
             Err(_) => {
                 warn!("handler panicked in data");
+                self.hctx = Context::new(message.session);
                 None
             }
         };
         let queue_id = message.queue_id;
         // The id belongs to this message only: the next transaction's hooks must not see it.
-        self.info.queue_id = None;
+        self.hctx.session_mut().queue_id = None;
+        let per_recipient = self.hctx.take_recipient_replies();
         let now = Instant::now();
         // The 250 names the message, as Postfix's "queued as" does: the sender's log can be
         // matched to the stored copy (the same id is in our Received header).
@@ -455,32 +480,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
             .map(ToString::to_string)
             .unwrap_or_default();
         let rcpts = self.session.envelope().recipients.len();
-        let codes: Vec<u16> = match result {
-            Some(DataResult::Smtp(Ok(()))) => {
-                let _ = self.session.reply(now, accepted);
-                vec![250]
-            }
-            Some(DataResult::Smtp(Err(reply))) => {
-                let code = reply.code();
-                let _ = self.session.reply(now, reply);
-                vec![code]
-            }
-            Some(DataResult::Lmtp(each)) => {
-                let replies: Vec<Reply> = each
-                    .into_iter()
-                    .map(|r| r.err().unwrap_or_else(|| accepted.clone()))
-                    .collect();
-                let mut codes: Vec<u16> = replies.iter().map(Reply::code).collect();
-                // The session answers a missing result with 451 (as the log should say).
-                codes.resize(rcpts.max(codes.len()), Reply::LOCAL_ERROR.code());
-                codes.truncate(rcpts);
-                let _ = self.session.reply_each(now, replies);
-                codes
-            }
-            None => {
-                let _ = self.session.reply(now, Reply::LOCAL_ERROR);
-                vec![Reply::LOCAL_ERROR.code()]
-            }
+        let overall = match result {
+            Some(Ok(())) => accepted,
+            Some(Err(reply)) => reply,
+            None => Reply::LOCAL_ERROR,
+        };
+        let codes: Vec<u16> = if self.ctx.config.protocol == Protocol::Lmtp {
+            // RFC 2033 4.2: one reply per recipient: its own, or the message's.
+            let replies: Vec<Reply> = (0..rcpts)
+                .map(|i| {
+                    per_recipient
+                        .get(i)
+                        .cloned()
+                        .flatten()
+                        .unwrap_or_else(|| overall.clone())
+                })
+                .collect();
+            let codes = replies.iter().map(Reply::code).collect();
+            let _ = self.session.reply_each(now, replies);
+            codes
+        } else {
+            let code = overall.code();
+            let _ = self.session.reply(now, overall);
+            vec![code]
         };
         info!(id = %queue_id, from = %from, rcpts, size, reply = ?codes, "message");
     }
@@ -558,9 +580,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
             Ok(Ok(tls)) => {
                 let tls_info = crate::tls::info(tls.get_ref().1, false);
                 info!(protocol = %tls_info.protocol, cipher = %tls_info.cipher, "STARTTLS");
-                self.info.tls = Some(tls_info);
-                self.info.helo = None;
-                self.info.auth = None;
+                let session = self.hctx.session_mut();
+                session.tls = Some(tls_info);
+                session.helo = None;
+                session.auth = None;
                 self.stream = Stream::Tls(Box::new(tls));
                 self.session.tls_established(Instant::now());
             }
@@ -575,4 +598,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
         }
         Ok(())
     }
+}
+
+/// Brings the handler's view of the transaction up to the session's: the session's envelope
+/// changes only by decisions, so only the new sender and recipients are copied.
+fn sync_envelope(ctx: &mut Context, session: &Session) {
+    let have = ctx.envelope_mut();
+    let now = session.envelope();
+    if !now.in_transaction() {
+        if have.in_transaction() || !have.recipients.is_empty() {
+            *have = smtp_proto::Envelope::default();
+        }
+        return;
+    }
+    if have.from != now.from {
+        have.from.clone_from(&now.from);
+        have.params = now.params.clone();
+        have.recipients.clear();
+    }
+    if have.recipients.len() > now.recipients.len() {
+        have.recipients.clear();
+    }
+    let known = have.recipients.len();
+    have.recipients
+        .extend(now.recipients[known..].iter().cloned());
 }

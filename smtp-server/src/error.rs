@@ -46,3 +46,16 @@ pub enum BodyError {
     #[error("connection lost before the end of the message")]
     Incomplete,
 }
+
+impl From<BodyError> for smtp_proto::Reply {
+    /// The reply for a message that could not be read: `552 5.3.4` (too large), `554 5.6.0`
+    /// (bare line endings), `451 4.3.0` (cut short). The session has usually answered already
+    /// (then this reply is not sent); it lets a handler write `body.collect().await?`.
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::TooLarge => Self::MESSAGE_TOO_BIG,
+            BodyError::BareLineEnding => Self::BARE_LINE_ENDING,
+            BodyError::Incomplete => Self::LOCAL_ERROR,
+        }
+    }
+}

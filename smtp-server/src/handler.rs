@@ -4,6 +4,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use smtp_proto::{
     Credentials, EnhancedStatus, Envelope, ForwardPath, MailParams, ProxyInfo, RcptParams, Reply,
@@ -113,125 +116,163 @@ pub const VRFY_CANNOT: Reply = Reply::const_new(
     "Cannot VRFY user, but will accept message and attempt delivery",
 );
 
+/// Typed per-connection state, one value per type (as `http::Extensions`): what a handler
+/// keeps between the calls of one connection (an upstream connection, a counter), without a
+/// map keyed by session id.
+#[derive(Default)]
+pub struct Extensions {
+    map: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
+}
+
+impl Extensions {
+    /// Stores `value`, returning the previous value of its type.
+    pub fn insert<T: Send + Sync + 'static>(&mut self, value: T) -> Option<T> {
+        self.map
+            .insert(TypeId::of::<T>(), Box::new(value))
+            .and_then(|old| old.downcast().ok().map(|b| *b))
+    }
+
+    /// The value of type `T`, if any.
+    pub fn get<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.map.get(&TypeId::of::<T>())?.downcast_ref()
+    }
+
+    /// The value of type `T`, to change it.
+    pub fn get_mut<T: Send + Sync + 'static>(&mut self) -> Option<&mut T> {
+        self.map.get_mut(&TypeId::of::<T>())?.downcast_mut()
+    }
+
+    /// The value of type `T`, made by `make` first if there is none.
+    pub fn get_or_insert_with<T: Send + Sync + 'static>(
+        &mut self,
+        make: impl FnOnce() -> T,
+    ) -> &mut T {
+        self.map
+            .entry(TypeId::of::<T>())
+            .or_insert_with(|| Box::new(make()))
+            .downcast_mut()
+            .expect("the value stored under a type's id has that type")
+    }
+
+    /// Takes the value of type `T` out.
+    pub fn remove<T: Send + Sync + 'static>(&mut self) -> Option<T> {
+        self.map
+            .remove(&TypeId::of::<T>())
+            .and_then(|b| b.downcast().ok().map(|b| *b))
+    }
+}
+
+impl std::fmt::Debug for Extensions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Extensions({} values)", self.map.len())
+    }
+}
+
+/// What every hook of a [`Handler`] sees: the connection, the transaction so far, and the
+/// connection's own state. One per connection, passed to each call as `&mut Context`; new
+/// facts are added as accessors, never as new hook arguments.
+#[derive(Debug, Default)]
+pub struct Context {
+    session: SessionInfo,
+    envelope: Envelope,
+    extensions: Extensions,
+    recipient_replies: Vec<Option<Reply>>,
+}
+
+impl Context {
+    /// A context for a connection (the driver makes these; tests of a handler can too).
+    pub fn new(session: SessionInfo) -> Self {
+        Self {
+            session,
+            ..Self::default()
+        }
+    }
+
+    /// The connection: peer, listener, HELO name, TLS, authenticated user, message id.
+    pub fn session(&self) -> &SessionInfo {
+        &self.session
+    }
+
+    /// The transaction so far: the accepted sender and recipients (complete in `data`).
+    pub fn envelope(&self) -> &Envelope {
+        &self.envelope
+    }
+
+    /// This connection's own state, kept between calls.
+    pub fn extensions(&self) -> &Extensions {
+        &self.extensions
+    }
+
+    /// This connection's own state, to change it.
+    pub fn extensions_mut(&mut self) -> &mut Extensions {
+        &mut self.extensions
+    }
+
+    /// Drops the connection without a reply, as soon as the current call returns (for fault
+    /// injection; a polite refusal answers `421` instead).
+    pub fn disconnect(&self) {
+        self.session.disconnect();
+    }
+
+    /// In LMTP, answers the recipient at `index` (in [`Context::envelope`]'s order) with this
+    /// reply instead of `data`'s result (RFC 2033 4.2: one reply per recipient). Ignored in
+    /// SMTP, where one reply covers the message.
+    pub fn refuse_recipient(&mut self, index: usize, reply: Reply) {
+        if index < self.envelope.recipients.len() {
+            if self.recipient_replies.len() <= index {
+                self.recipient_replies.resize(index + 1, None);
+            }
+            self.recipient_replies[index] = Some(reply);
+        }
+    }
+
+    pub(crate) fn session_mut(&mut self) -> &mut SessionInfo {
+        &mut self.session
+    }
+
+    pub(crate) fn envelope_mut(&mut self) -> &mut Envelope {
+        &mut self.envelope
+    }
+
+    pub(crate) fn take_recipient_replies(&mut self) -> Vec<Option<Reply>> {
+        std::mem::take(&mut self.recipient_replies)
+    }
+}
+
 /// The decisions of a mail server. Every method has a default, the one aiosmtpd's default
 /// handler has: accept every sender and recipient, accept and discard every message, refuse
 /// every AUTH (implement [`Handler::auth`] to offer it).
 ///
-/// Each decision returns `Result<_, Reply>`: an `Err` is sent to the client as it is, so any
-/// code and enhanced status can be answered. A handler that panics costs the client a
-/// `451 4.3.0` for that command, never the connection or the server.
+/// Each hook gets the connection's [`Context`] and returns `Result<_, Reply>`: an `Err` is
+/// sent to the client as it is, so any code and enhanced status can be answered (`?` works on
+/// a [`BodyError`](crate::BodyError), which becomes the fitting reply). A handler that
+/// panics costs the client a `451 4.3.0` for that command, never the connection or the server.
 ///
 /// ```
-/// use smtp_server::{async_trait, Body, Handler, SessionInfo};
-/// use smtp_server::smtp_proto::{Envelope, Reply};
+/// use smtp_server::{async_trait, Body, Context, Handler};
+/// use smtp_server::smtp_proto::Reply;
 ///
-/// struct Print;
+/// /// Counts messages per connection, in the connection's own state.
+/// struct Count;
 ///
 /// #[async_trait]
-/// impl Handler for Print {
-///     async fn data(&self, _: &SessionInfo, envelope: &Envelope, body: Body) -> Result<(), Reply> {
-///         let msg = body.collect().await.map_err(|_| Reply::LOCAL_ERROR)?;
-///         println!("{} recipients, {} bytes", envelope.recipients.len(), msg.raw().len());
+/// impl Handler for Count {
+///     async fn data(&self, ctx: &mut Context, body: Body) -> Result<(), Reply> {
+///         let msg = body.collect().await?;
+///         let n = ctx.extensions_mut().get_or_insert_with(|| 0u32);
+///         *n += 1;
+///         println!("message {n} of this connection: {} bytes", msg.raw().len());
 ///         Ok(())
 ///     }
 /// }
 /// ```
-#[async_trait]
-pub trait Handler: Send + Sync + 'static {
-    /// A client connected. `Err` refuses it (the reply is sent, then the connection closed).
-    async fn connect(&self, _session: &SessionInfo) -> Result<(), Reply> {
-        Ok(())
-    }
-
-    /// HELO, EHLO or LHLO. `capabilities` are the EHLO extension lines; edit them to change
-    /// what is announced (what the session enforces does not change).
-    async fn hello(
-        &self,
-        _session: &SessionInfo,
-        _name: &str,
-        _capabilities: &mut Vec<String>,
-    ) -> Result<(), Reply> {
-        Ok(())
-    }
-
-    /// AUTH: check the credentials; `Ok` gives the authenticated identity.
-    async fn auth(
-        &self,
-        _session: &SessionInfo,
-        _credentials: &Credentials,
-    ) -> Result<String, Reply> {
-        Err(Reply::AUTH_INVALID)
-    }
-
-    /// MAIL FROM.
-    async fn mail(
-        &self,
-        _session: &SessionInfo,
-        _from: &ReversePath<'static>,
-        _params: &MailParams<'static>,
-    ) -> Result<(), Reply> {
-        Ok(())
-    }
-
-    /// RCPT TO; `envelope` holds the sender and the recipients accepted so far.
-    async fn rcpt(
-        &self,
-        _session: &SessionInfo,
-        _envelope: &Envelope,
-        _to: &ForwardPath<'static>,
-        _params: &RcptParams<'static>,
-    ) -> Result<(), Reply> {
-        Ok(())
-    }
-
-    /// The message. The client gets `250` only after this returns `Ok`, and only once the
-    /// whole message has arrived. Returning early (even `Err`) is fine: the rest of the
-    /// content is drained.
-    async fn data(
-        &self,
-        _session: &SessionInfo,
-        _envelope: &Envelope,
-        body: Body,
-    ) -> Result<(), Reply> {
-        body.discard()
-            .await
-            .map(|_| ())
-            .map_err(|_| Reply::LOCAL_ERROR)
-    }
-
-    /// The message, in LMTP: one result per accepted recipient, in order (RFC 2033 4.2). The
-    /// default calls [`Handler::data`] and gives its result to every recipient.
-    async fn data_lmtp(
-        &self,
-        session: &SessionInfo,
-        envelope: &Envelope,
-        body: Body,
-    ) -> Vec<Result<(), Reply>> {
-        let result = self.data(session, envelope, body).await;
-        vec![result; envelope.recipients.len()]
-    }
-
-    /// VRFY; the reply is sent as it is.
-    async fn vrfy(&self, _session: &SessionInfo, _arg: &str) -> Reply {
-        VRFY_CANNOT
-    }
-
-    /// The transaction was reset (RSET, a new hello, STARTTLS).
-    async fn rset(&self, _session: &SessionInfo) {}
-
-    /// The connection is gone.
-    async fn disconnect(&self, _session: &SessionInfo) {}
-}
-
-/// A handler that wraps another: it makes some decisions itself and passes every other call
-/// to [`Delegate::inner`]. Implement `Delegate` (not [`Handler`]) and override only the
-/// methods you need; every type that implements `Delegate` is a [`Handler`].
 ///
-/// This is how the bundled handlers are composed: a [`Relay`](crate::Relay) that rewrites
-/// recipients, a fault injector around any handler, an AUTH check added to a store.
+/// **Wrapping a handler.** Return the wrapped handler from [`Handler::inner`] and override only
+/// what you decide: every method you do not override goes to the inner handler (that is what
+/// the defaults do when `inner` is set). Nothing can drift: there is one trait.
 ///
 /// ```
-/// use smtp_server::{async_trait, Accounts, Delegate, Handler, Memory, SessionInfo};
+/// use smtp_server::{async_trait, Accounts, Context, Handler, Memory};
 /// use smtp_server::smtp_proto::{Credentials, Reply};
 ///
 /// /// A Memory store that also checks AUTH.
@@ -241,142 +282,141 @@ pub trait Handler: Send + Sync + 'static {
 /// }
 ///
 /// #[async_trait]
-/// impl Delegate for WithAccounts {
-///     fn inner(&self) -> &dyn Handler {
-///         &self.store
+/// impl Handler for WithAccounts {
+///     fn inner(&self) -> Option<&dyn Handler> {
+///         Some(&self.store)
 ///     }
-///     async fn auth(&self, _: &SessionInfo, credentials: &Credentials) -> Result<String, Reply> {
+///     async fn auth(&self, _: &mut Context, credentials: &Credentials) -> Result<String, Reply> {
 ///         self.accounts.verify(credentials)
 ///     }
 /// }
 /// ```
 #[async_trait]
-pub trait Delegate: Send + Sync + 'static {
-    /// The handler that gets every call this one does not make itself.
-    fn inner(&self) -> &dyn Handler;
-
-    /// See [`Handler::connect`].
-    async fn connect(&self, session: &SessionInfo) -> Result<(), Reply> {
-        self.inner().connect(session).await
+pub trait Handler: Send + Sync + 'static {
+    /// The handler this one wraps, if any: every method not overridden goes to it.
+    fn inner(&self) -> Option<&dyn Handler> {
+        None
     }
 
-    /// See [`Handler::hello`].
+    /// A client connected. `Err` refuses it (the reply is sent, then the connection closed).
+    async fn connect(&self, ctx: &mut Context) -> Result<(), Reply> {
+        match self.inner() {
+            Some(h) => h.connect(ctx).await,
+            None => Ok(()),
+        }
+    }
+
+    /// HELO, EHLO or LHLO. `capabilities` are the EHLO extension lines; edit them to change
+    /// what is announced (what the session enforces does not change).
     async fn hello(
         &self,
-        session: &SessionInfo,
+        ctx: &mut Context,
         name: &str,
         capabilities: &mut Vec<String>,
     ) -> Result<(), Reply> {
-        self.inner().hello(session, name, capabilities).await
+        match self.inner() {
+            Some(h) => h.hello(ctx, name, capabilities).await,
+            None => Ok(()),
+        }
     }
 
-    /// See [`Handler::auth`].
-    async fn auth(
-        &self,
-        session: &SessionInfo,
-        credentials: &Credentials,
-    ) -> Result<String, Reply> {
-        self.inner().auth(session, credentials).await
+    /// AUTH: check the credentials; `Ok` gives the authenticated identity. A PLAIN request to
+    /// act as another identity ([`Credentials::authzid`]) is granted only if `Ok` is exactly
+    /// that identity.
+    async fn auth(&self, ctx: &mut Context, credentials: &Credentials) -> Result<String, Reply> {
+        match self.inner() {
+            Some(h) => h.auth(ctx, credentials).await,
+            None => Err(Reply::AUTH_INVALID),
+        }
     }
 
-    /// See [`Handler::mail`].
+    /// MAIL FROM.
     async fn mail(
         &self,
-        session: &SessionInfo,
-        from: &ReversePath<'static>,
-        params: &MailParams<'static>,
+        ctx: &mut Context,
+        from: &ReversePath<'_>,
+        params: &MailParams<'_>,
     ) -> Result<(), Reply> {
-        self.inner().mail(session, from, params).await
+        match self.inner() {
+            Some(h) => h.mail(ctx, from, params).await,
+            None => Ok(()),
+        }
     }
 
-    /// See [`Handler::rcpt`].
+    /// RCPT TO; [`Context::envelope`] holds the sender and the recipients accepted so far.
     async fn rcpt(
         &self,
-        session: &SessionInfo,
-        envelope: &Envelope,
-        to: &ForwardPath<'static>,
-        params: &RcptParams<'static>,
+        ctx: &mut Context,
+        to: &ForwardPath<'_>,
+        params: &RcptParams<'_>,
     ) -> Result<(), Reply> {
-        self.inner().rcpt(session, envelope, to, params).await
+        match self.inner() {
+            Some(h) => h.rcpt(ctx, to, params).await,
+            None => Ok(()),
+        }
     }
 
-    /// See [`Handler::data`].
-    async fn data(
-        &self,
-        session: &SessionInfo,
-        envelope: &Envelope,
-        body: Body,
-    ) -> Result<(), Reply> {
-        self.inner().data(session, envelope, body).await
+    /// The message. The client gets `250` only after this returns `Ok`, and only once the
+    /// whole message has arrived. Returning early (even `Err`) is fine: the rest of the
+    /// content is drained. In LMTP the result answers every recipient, except those given
+    /// their own reply with [`Context::refuse_recipient`].
+    async fn data(&self, ctx: &mut Context, body: Body) -> Result<(), Reply> {
+        match self.inner() {
+            Some(h) => h.data(ctx, body).await,
+            None => {
+                body.discard().await?;
+                Ok(())
+            }
+        }
     }
 
-    /// See [`Handler::data_lmtp`].
-    async fn data_lmtp(
-        &self,
-        session: &SessionInfo,
-        envelope: &Envelope,
-        body: Body,
-    ) -> Vec<Result<(), Reply>> {
-        self.inner().data_lmtp(session, envelope, body).await
+    /// VRFY: `Ok` is the answer (by default [`VRFY_CANNOT`], RFC 5321 3.5.3), `Err` a refusal.
+    async fn vrfy(&self, ctx: &mut Context, arg: &str) -> Result<Reply, Reply> {
+        match self.inner() {
+            Some(h) => h.vrfy(ctx, arg).await,
+            None => Ok(VRFY_CANNOT),
+        }
     }
 
-    /// See [`Handler::vrfy`].
-    async fn vrfy(&self, session: &SessionInfo, arg: &str) -> Reply {
-        self.inner().vrfy(session, arg).await
+    /// The transaction was reset (RSET, a new hello, STARTTLS).
+    async fn rset(&self, ctx: &mut Context) {
+        if let Some(h) = self.inner() {
+            h.rset(ctx).await;
+        }
     }
 
-    /// See [`Handler::rset`].
-    async fn rset(&self, session: &SessionInfo) {
-        self.inner().rset(session).await;
-    }
-
-    /// See [`Handler::disconnect`].
-    async fn disconnect(&self, session: &SessionInfo) {
-        self.inner().disconnect(session).await;
+    /// The connection is gone.
+    async fn disconnect(&self, ctx: &mut Context) {
+        if let Some(h) = self.inner() {
+            h.disconnect(ctx).await;
+        }
     }
 }
 
+/// A shared handler is a handler: `Arc<MyHandler>` and `Arc<dyn Handler>` can be given
+/// wherever a handler is taken.
 #[async_trait]
-impl<D: Delegate> Handler for D {
-    async fn connect(&self, s: &SessionInfo) -> Result<(), Reply> {
-        Delegate::connect(self, s).await
+impl<H: Handler + AsDynHandler + ?Sized> Handler for Arc<H> {
+    fn inner(&self) -> Option<&dyn Handler> {
+        Some(self.as_ref().as_dyn())
     }
-    async fn hello(&self, s: &SessionInfo, n: &str, c: &mut Vec<String>) -> Result<(), Reply> {
-        Delegate::hello(self, s, n, c).await
+}
+
+/// `&H` as `&dyn Handler`, for sized and unsized handlers alike.
+#[doc(hidden)]
+pub trait AsDynHandler {
+    /// This handler as a trait object.
+    fn as_dyn(&self) -> &dyn Handler;
+}
+
+impl<H: Handler> AsDynHandler for H {
+    fn as_dyn(&self) -> &dyn Handler {
+        self
     }
-    async fn auth(&self, s: &SessionInfo, c: &Credentials) -> Result<String, Reply> {
-        Delegate::auth(self, s, c).await
-    }
-    async fn mail(
-        &self,
-        s: &SessionInfo,
-        f: &ReversePath<'static>,
-        p: &MailParams<'static>,
-    ) -> Result<(), Reply> {
-        Delegate::mail(self, s, f, p).await
-    }
-    async fn rcpt(
-        &self,
-        s: &SessionInfo,
-        e: &Envelope,
-        t: &ForwardPath<'static>,
-        p: &RcptParams<'static>,
-    ) -> Result<(), Reply> {
-        Delegate::rcpt(self, s, e, t, p).await
-    }
-    async fn data(&self, s: &SessionInfo, e: &Envelope, b: Body) -> Result<(), Reply> {
-        Delegate::data(self, s, e, b).await
-    }
-    async fn data_lmtp(&self, s: &SessionInfo, e: &Envelope, b: Body) -> Vec<Result<(), Reply>> {
-        Delegate::data_lmtp(self, s, e, b).await
-    }
-    async fn vrfy(&self, s: &SessionInfo, a: &str) -> Reply {
-        Delegate::vrfy(self, s, a).await
-    }
-    async fn rset(&self, s: &SessionInfo) {
-        Delegate::rset(self, s).await;
-    }
-    async fn disconnect(&self, s: &SessionInfo) {
-        Delegate::disconnect(self, s).await;
+}
+
+impl AsDynHandler for dyn Handler {
+    fn as_dyn(&self) -> &dyn Handler {
+        self
     }
 }

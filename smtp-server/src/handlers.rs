@@ -12,7 +12,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::Notify;
 
 use crate::body::{Body, Message};
-use crate::handler::{Handler, SessionInfo};
+use crate::handler::{Context, Handler, SessionInfo};
 
 /// User names and passwords for AUTH PLAIN and LOGIN: [`Accounts::verify`] is what a
 /// [`Handler::auth`] needs to return.
@@ -150,8 +150,9 @@ impl std::fmt::Debug for Debugging {
 
 #[async_trait]
 impl Handler for Debugging {
-    async fn data(&self, info: &SessionInfo, env: &Envelope, body: Body) -> Result<(), Reply> {
-        let msg = body.collect().await.map_err(|_| Reply::LOCAL_ERROR)?;
+    async fn data(&self, ctx: &mut Context, body: Body) -> Result<(), Reply> {
+        let (info, env) = (ctx.session(), ctx.envelope());
+        let msg = body.collect().await?;
         let mut text = String::from("---------- MESSAGE FOLLOWS ----------\n");
         let params = env.params.to_string();
         if !params.is_empty() {
@@ -239,11 +240,11 @@ impl Memory {
 
 #[async_trait]
 impl Handler for Memory {
-    async fn data(&self, info: &SessionInfo, env: &Envelope, body: Body) -> Result<(), Reply> {
-        let message = body.collect().await.map_err(|_| Reply::LOCAL_ERROR)?;
+    async fn data(&self, ctx: &mut Context, body: Body) -> Result<(), Reply> {
+        let message = body.collect().await?;
         self.push(Stored {
-            session: info.clone(),
-            envelope: env.clone(),
+            session: ctx.session().clone(),
+            envelope: ctx.envelope().clone(),
             message,
         });
         Ok(())
@@ -417,37 +418,17 @@ pub fn received_header(info: &SessionInfo, envelope: &Envelope, by: &str) -> Str
     )
 }
 
-/// An RFC 5322 date in UTC, such as `Sun, 22 Nov 2026 08:04:17 +0000`.
+/// An RFC 5322 date in UTC, such as `Sun, 22 Nov 2026 08:04:17 +0000` (mail-parser's
+/// `DateTime` writes it).
 pub fn rfc5322_date(t: SystemTime) -> String {
     let secs = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    format!(
-        "{}, {day:02} {} {year} {:02}:{:02}:{:02} +0000",
-        DAYS[(days % 7) as usize],
-        MONTHS[(month - 1) as usize],
-        rest / 3600,
-        rest / 60 % 60,
-        rest % 60
-    )
+    mail_parser::DateTime::from_timestamp(i64::try_from(secs).unwrap_or(i64::MAX)).to_rfc822()
 }
 
 #[async_trait]
 impl Handler for Maildir {
-    async fn data(&self, info: &SessionInfo, env: &Envelope, mut body: Body) -> Result<(), Reply> {
+    async fn data(&self, ctx: &mut Context, mut body: Body) -> Result<(), Reply> {
+        let (info, env) = (ctx.session(), ctx.envelope());
         let name = self.unique_name();
         let tmp = self.root.join("tmp").join(&name);
         let from = env
@@ -466,7 +447,7 @@ impl Handler for Maildir {
                 .open(&tmp)
                 .await?;
             // BINARYMIME content is binary (RFC 3030 3): a CRLF in it is data, kept as is.
-            let binary = env.params.body == Some(smtp_proto::Body::BinaryMime);
+            let binary = env.params.body == Some(smtp_proto::BodyType::BinaryMime);
             let mut lf = (!self.keep_crlf && !binary).then(CrlfToLf::default);
             let mut out = Vec::new();
             let mut write = async |bytes: &[u8], lf: &mut Option<CrlfToLf>| match lf {
@@ -590,7 +571,7 @@ mod tests {
 
     #[test]
     fn dates() {
-        assert_eq!(rfc5322_date(UNIX_EPOCH), "Thu, 01 Jan 1970 00:00:00 +0000");
+        assert_eq!(rfc5322_date(UNIX_EPOCH), "Thu, 1 Jan 1970 00:00:00 +0000");
         let t = UNIX_EPOCH + Duration::from_secs(1_795_334_657);
         assert_eq!(rfc5322_date(t), "Sun, 22 Nov 2026 08:04:17 +0000");
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400);

@@ -10,26 +10,27 @@
 //!   TcpListener / UnixListener ── accept ──▶ task per connection
 //!        (max connections: 421)               │ TLS (implicit, or after STARTTLS)
 //!                                             ▼
-//!   socket ──read──▶ Session::handle_input ──▶ events ──▶ Handler::{connect, hello, auth,
-//!          ◀─write── Output::Transmit                        mail, rcpt, data, ...}
-//!                                  message content ──▶ Body (Bytes, backpressure)
+//!   socket ──read into Session::input_buffer──▶ handle_input
+//!   one loop over Session::poll_output:
+//!     Output::Transmit ──write (deadline)──▶ socket
+//!     Output::Event ──▶ Handler::{connect, hello, auth, mail, rcpt, ...}(&mut Context) ──▶ decision
+//!     Output::Content ──▶ Body (Bytes, backpressure) ──▶ Handler::data (its own task)
 //! ```
 //!
 //! What it does not do: deliver, store or relay mail (that is the handler's job), or choose a
 //! TLS certificate for you.
 //!
 //! ```no_run
-//! use smtp_server::{async_trait, Body, Handler, Server, SessionInfo};
-//! use smtp_server::smtp_proto::{Envelope, Reply};
+//! use smtp_server::{async_trait, Body, Context, Handler, Server};
+//! use smtp_server::smtp_proto::Reply;
 //!
 //! struct Print;
 //!
 //! #[async_trait]
 //! impl Handler for Print {
-//!     async fn data(&self, _: &SessionInfo, env: &Envelope, body: Body) -> Result<(), Reply> {
-//!         let msg = body.collect().await.map_err(|_| Reply::LOCAL_ERROR)?;
-//!         let subject = msg.parsed().and_then(|m| m.subject().map(str::to_string));
-//!         println!("from {:?}: {subject:?}", env.from);
+//!     async fn data(&self, ctx: &mut Context, body: Body) -> Result<(), Reply> {
+//!         let msg = body.collect().await?;
+//!         println!("from {:?}: {:?}", ctx.envelope().sender(), msg.subject());
 //!         Ok(())
 //!     }
 //! }
@@ -56,15 +57,17 @@ pub use async_trait::async_trait;
 pub use blackhole::Blackhole;
 pub use body::{Body, Message};
 pub use error::{BodyError, Error};
-pub use handler::{Delegate, Handler, SessionInfo, TlsInfo, VRFY_CANNOT};
+#[doc(hidden)]
+pub use handler::AsDynHandler;
+pub use handler::{Context, Extensions, Handler, SessionInfo, TlsInfo, VRFY_CANNOT};
 pub use handlers::{
     Accounts, Debugging, Maildir, Memory, Sink, Stored, received_header, rfc5322_date,
     with_protocol,
 };
+/// The MIME parser behind [`Message::parsed`], for its types.
+pub use mail_parser;
 pub use relay::Relay;
-pub use server::{
-    Listen, Server, ServerBuilder, ServerHandle, default_hostname, serve_stream, serve_stream_arc,
-};
+pub use server::{Listen, Server, ServerBuilder, ServerHandle, default_hostname, serve_stream};
 pub use smtp_proto;
 pub use tls::{load_pem, load_pem_files};
 /// The TLS library, for building a `ServerConfig` ([`ServerBuilder::tls`]) or a `ClientConfig`

@@ -1,15 +1,12 @@
 //! `Relay`: forwards each transaction to an upstream SMTP server, command by command, so that
 //! the upstream's answers (per recipient) reach the client instead of a blanket 250.
 
-use std::collections::HashMap;
 use std::io;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use smtp_proto::{
-    EnhancedStatus, Envelope, ForwardPath, MailParams, RcptParams, Reply, ReversePath,
-};
+use smtp_proto::{EnhancedStatus, ForwardPath, MailParams, RcptParams, Reply, ReversePath};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -17,13 +14,13 @@ use tokio_rustls::rustls::ClientConfig;
 use tokio_rustls::rustls::pki_types::ServerName;
 
 use crate::body::Body;
-use crate::handler::{Handler, SessionInfo};
+use crate::handler::{Context, Handler};
 
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What the upstream connection runs on: TCP, or TLS over it.
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+trait Io: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Io for T {}
 
 /// How the relay protects its connection to the upstream.
 #[derive(Clone)]
@@ -243,11 +240,13 @@ impl Stuffer {
 /// Forwards mail to an upstream SMTP server: MAIL, each RCPT and the message are passed on as
 /// they arrive, and the upstream's replies are the client's replies, so a recipient the
 /// upstream refuses is refused here too, and a message is answered 250 only when the upstream
-/// said 250. The message is relayed byte for byte (streamed, never held whole in memory).
+/// said 250. The message is relayed byte for byte (streamed, never held whole in memory),
+/// after the relay's own `Received` header (RFC 5321 4.4; [`Relay::received`] turns it off).
 ///
-/// Each client session has its own upstream connection, opened at its first MAIL and kept
-/// for its next transactions. The methods of [`Handler`] are the steps, and can be called by
-/// a handler that wraps the relay (a [`Delegate`](crate::Delegate)) to change what is relayed:
+/// Each client connection has its own upstream connection, opened at its first MAIL, kept in
+/// the connection's [`Context`] for its next transactions. The methods of [`Handler`] are the
+/// steps, and can be called by a handler that wraps the relay (returning it from
+/// [`Handler::inner`]) to change what is relayed:
 ///
 /// - change the recipients: keep a recipient from the upstream by answering its `rcpt`
 ///   yourself, add one by calling [`Handler::rcpt`] on the relay (before `data`);
@@ -256,36 +255,33 @@ impl Stuffer {
 ///   the relay so that the upstream forgets the transaction.
 ///
 /// ```
-/// use smtp_server::{async_trait, Body, Delegate, Handler, Relay, SessionInfo};
-/// use smtp_server::smtp_proto::{Envelope, ForwardPath, Mailbox, RcptParams, Reply};
+/// use smtp_server::{async_trait, Body, Context, Handler, Relay};
+/// use smtp_server::smtp_proto::{ForwardPath, Mailbox, RcptParams, Reply};
 ///
 /// /// Sends mail for `archive@example.com` to the archive instead, and drops mail whose subject
 /// /// says "spam"; everything else is the relay's.
 /// struct Rewrite(Relay);
 ///
 /// #[async_trait]
-/// impl Delegate for Rewrite {
-///     fn inner(&self) -> &dyn Handler {
-///         &self.0
+/// impl Handler for Rewrite {
+///     fn inner(&self) -> Option<&dyn Handler> {
+///         Some(&self.0)
 ///     }
-///     async fn rcpt(&self, s: &SessionInfo, e: &Envelope, to: &ForwardPath<'static>,
-///         p: &RcptParams<'static>) -> Result<(), Reply> {
-///         match to.mailbox().map(ToString::to_string).as_deref() {
-///             Some("archive@example.com") => {
-///                 let archive = Mailbox::parse("archive@archive.example").unwrap().into_owned();
-///                 self.0.rcpt(s, e, &ForwardPath::Mailbox(archive), p).await
-///             }
-///             _ => self.0.rcpt(s, e, to, p).await,
+///     async fn rcpt(&self, ctx: &mut Context, to: &ForwardPath<'_>, p: &RcptParams<'_>)
+///         -> Result<(), Reply> {
+///         if to.address().eq_ignore_ascii_case("archive@example.com") {
+///             let archive = ForwardPath::Mailbox(Mailbox::parse("archive@archive.example").unwrap());
+///             return self.0.rcpt(ctx, &archive, p).await;
 ///         }
+///         self.0.rcpt(ctx, to, p).await
 ///     }
-///     async fn data(&self, s: &SessionInfo, e: &Envelope, body: Body) -> Result<(), Reply> {
-///         let message = body.collect().await.map_err(|_| Reply::LOCAL_ERROR)?;
-///         let spam = message.parsed().and_then(|m| m.subject()).is_some_and(|s| s.contains("spam"));
-///         if spam {
-///             self.0.rset(s).await;
+///     async fn data(&self, ctx: &mut Context, body: Body) -> Result<(), Reply> {
+///         let message = body.collect().await?;
+///         if message.subject().is_some_and(|s| s.contains("spam")) {
+///             self.0.rset(ctx).await;
 ///             return Ok(()); // accepted, and dropped
 ///         }
-///         self.0.data(s, e, Body::from(message)).await
+///         self.0.data(ctx, Body::from(message)).await
 ///     }
 /// }
 /// let handler = Rewrite(Relay::new("127.0.0.1:25").hostname("relay.example.com"));
@@ -298,7 +294,6 @@ pub struct Relay {
     hostname: String,
     tls: Option<UpstreamTls>,
     received: bool,
-    sessions: Mutex<HashMap<u64, Upstream>>,
 }
 
 impl std::fmt::Debug for Relay {
@@ -326,7 +321,6 @@ impl Relay {
             hostname: crate::server::default_hostname(),
             tls: None,
             received: true,
-            sessions: Mutex::new(HashMap::new()),
         }
     }
 
@@ -377,23 +371,18 @@ impl Relay {
         Ok(self)
     }
 
-    fn take(&self, id: u64) -> Option<Upstream> {
-        self.sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id)
+    /// This connection's upstream connection, kept in its context between calls.
+    fn take(ctx: &mut Context) -> Option<Upstream> {
+        ctx.extensions_mut().remove::<Upstream>()
     }
 
-    fn put(&self, id: u64, up: Upstream) {
-        self.sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, up);
+    fn put(ctx: &mut Context, up: Upstream) {
+        ctx.extensions_mut().insert(up);
     }
 
     /// Runs one step on this session's upstream connection; a broken connection is dropped
     /// and the client gets 451.
-    async fn with_upstream<F>(&self, info: &SessionInfo, step: F) -> Result<(), Reply>
+    async fn with_upstream<F>(&self, ctx: &mut Context, step: F) -> Result<(), Reply>
     where
         F: for<'a> FnOnce(
                 &'a mut Upstream,
@@ -401,7 +390,7 @@ impl Relay {
                 -> std::pin::Pin<Box<dyn Future<Output = io::Result<Reply>> + Send + 'a>>
             + Send,
     {
-        let mut up = match self.take(info.id) {
+        let mut up = match Self::take(ctx) {
             Some(up) => up,
             None => Upstream::connect(&self.upstream, &self.hostname, self.tls.as_ref())
                 .await
@@ -409,7 +398,7 @@ impl Relay {
         };
         match step(&mut up).await {
             Ok(reply) => {
-                self.put(info.id, up);
+                Self::put(ctx, up);
                 if reply.is_positive() {
                     Ok(())
                 } else {
@@ -425,12 +414,12 @@ impl Relay {
 impl Handler for Relay {
     async fn mail(
         &self,
-        info: &SessionInfo,
-        from: &ReversePath<'static>,
-        params: &MailParams<'static>,
+        ctx: &mut Context,
+        from: &ReversePath<'_>,
+        params: &MailParams<'_>,
     ) -> Result<(), Reply> {
         let line = format!("MAIL FROM:{from}{params}");
-        self.with_upstream(info, move |up| {
+        self.with_upstream(ctx, move |up| {
             Box::pin(async move { up.command(&line).await })
         })
         .await
@@ -438,28 +427,27 @@ impl Handler for Relay {
 
     async fn rcpt(
         &self,
-        info: &SessionInfo,
-        _: &Envelope,
-        to: &ForwardPath<'static>,
-        params: &RcptParams<'static>,
+        ctx: &mut Context,
+        to: &ForwardPath<'_>,
+        params: &RcptParams<'_>,
     ) -> Result<(), Reply> {
         let line = format!("RCPT TO:{to}{params}");
-        self.with_upstream(info, move |up| {
+        self.with_upstream(ctx, move |up| {
             Box::pin(async move { up.command(&line).await })
         })
         .await
     }
 
-    async fn data(&self, info: &SessionInfo, env: &Envelope, mut body: Body) -> Result<(), Reply> {
-        let Some(mut up) = self.take(info.id) else {
+    async fn data(&self, ctx: &mut Context, mut body: Body) -> Result<(), Reply> {
+        let Some(mut up) = Self::take(ctx) else {
             return Err(unavailable(&io::Error::other("no upstream transaction")));
         };
-        let trace = self
-            .received
-            .then(|| crate::handlers::received_header(info, env, &self.hostname));
+        let trace = self.received.then(|| {
+            crate::handlers::received_header(ctx.session(), ctx.envelope(), &self.hostname)
+        });
         match up.data(trace.as_deref(), &mut body).await {
             Ok(result) => {
-                self.put(info.id, up);
+                Self::put(ctx, up);
                 match result {
                     Ok(r) if r.is_positive() => Ok(()),
                     Ok(r) | Err(r) => Err(r),
@@ -469,16 +457,16 @@ impl Handler for Relay {
         }
     }
 
-    async fn rset(&self, info: &SessionInfo) {
-        if let Some(mut up) = self.take(info.id)
+    async fn rset(&self, ctx: &mut Context) {
+        if let Some(mut up) = Self::take(ctx)
             && up.command("RSET").await.is_ok()
         {
-            self.put(info.id, up);
+            Self::put(ctx, up);
         }
     }
 
-    async fn disconnect(&self, info: &SessionInfo) {
-        if let Some(mut up) = self.take(info.id) {
+    async fn disconnect(&self, ctx: &mut Context) {
+        if let Some(mut up) = Self::take(ctx) {
             let _ = tokio::time::timeout(Duration::from_secs(5), up.command("QUIT")).await;
         }
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use smtp_proto::{Config, Mode, Reply};
+use smtp_proto::{Config, Protocol, Reply};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
@@ -119,14 +119,10 @@ impl Listen {
         self
     }
 
-    /// A handler for this listener's sessions instead of the builder's.
-    pub fn handler(self, handler: impl Handler) -> Self {
-        self.handler_arc(Arc::new(handler))
-    }
-
-    /// [`Listen::handler`], already shared.
-    pub fn handler_arc(mut self, handler: Arc<dyn Handler>) -> Self {
-        self.handler = Some(handler);
+    /// A handler for this listener's sessions instead of the builder's (an `Arc` of a
+    /// handler is a handler: share one between listeners by cloning the `Arc`).
+    pub fn handler(mut self, handler: impl Handler) -> Self {
+        self.handler = Some(Arc::new(handler));
         self
     }
 }
@@ -196,36 +192,6 @@ impl ServerBuilder {
         self.listener(Listen::tcp(addr))
     }
 
-    /// Adds an implicit-TLS listener ("port 465" style, RFC 8314): TLS from the first byte.
-    /// Needs [`ServerBuilder::tls`].
-    pub fn listen_tls(self, addr: impl Into<String>) -> Self {
-        self.listener(Listen::tcp(addr).implicit_tls(true))
-    }
-
-    /// Adds a TCP listener with its own name and its own changes to the session configuration
-    /// (for example one port that requires AUTH beside one that does not). Handlers see the
-    /// name in [`SessionInfo::listener`]. [`ServerBuilder::listener`] can do more.
-    pub fn listen_with(
-        self,
-        addr: impl Into<String>,
-        name: impl Into<String>,
-        implicit_tls: bool,
-        configure: impl Fn(&mut Config) + Send + Sync + 'static,
-    ) -> Self {
-        self.listener(
-            Listen::tcp(addr)
-                .name(name)
-                .implicit_tls(implicit_tls)
-                .configure(configure),
-        )
-    }
-
-    /// Adds a Unix socket listener (an existing socket file is replaced).
-    #[cfg(unix)]
-    pub fn listen_unix(self, path: impl Into<PathBuf>) -> Self {
-        self.listener(Listen::unix(path))
-    }
-
     /// Adds a listener with its own settings and, if it has one, its own handler.
     pub fn listener(mut self, listen: Listen) -> Self {
         self.listeners.push(listen);
@@ -277,7 +243,7 @@ impl ServerBuilder {
 
     /// LMTP instead of SMTP (RFC 2033).
     pub fn lmtp(mut self, on: bool) -> Self {
-        self.config.mode = if on { Mode::Lmtp } else { Mode::Smtp };
+        self.config.protocol = if on { Protocol::Lmtp } else { Protocol::Smtp };
         self
     }
 
@@ -308,12 +274,6 @@ impl ServerBuilder {
     /// The handler that makes the decisions.
     pub fn handler(mut self, handler: impl Handler) -> Self {
         self.handler = Some(Arc::new(handler));
-        self
-    }
-
-    /// The handler, already shared.
-    pub fn handler_arc(mut self, handler: Arc<dyn Handler>) -> Self {
-        self.handler = Some(handler);
         self
     }
 
@@ -666,14 +626,10 @@ pub async fn serve_stream<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    serve_stream_arc(io, Arc::new(config), Arc::new(handler), peer).await
+    serve_stream_shared(io, Arc::new(config), Arc::new(handler), peer).await
 }
 
-/// [`serve_stream`] with a shared configuration and handler.
-///
-/// # Errors
-/// As [`serve_stream`].
-pub async fn serve_stream_arc<S>(
+async fn serve_stream_shared<S>(
     io: S,
     config: Arc<Config>,
     handler: Arc<dyn Handler>,

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Capture, Raw, WAIT, certificate};
-use smtp_server::smtp_proto::{Credentials, Envelope, Reply};
-use smtp_server::{Handler, Server, SessionInfo, async_trait};
+use smtp_server::smtp_proto::{Credentials, Reply};
+use smtp_server::{Context, Handler, Listen, Server, async_trait};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -22,18 +22,18 @@ struct Live {
 
 #[async_trait]
 impl Handler for Live {
-    async fn connect(&self, _: &SessionInfo) -> Result<(), Reply> {
+    async fn connect(&self, _: &mut Context) -> Result<(), Reply> {
         self.open.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
-    async fn disconnect(&self, _: &SessionInfo) {
+    async fn disconnect(&self, _: &mut Context) {
         self.open.fetch_sub(1, Ordering::SeqCst);
     }
-    async fn auth(&self, s: &SessionInfo, c: &Credentials) -> Result<String, Reply> {
-        self.capture.auth(s, c).await
+    async fn auth(&self, ctx: &mut Context, c: &Credentials) -> Result<String, Reply> {
+        self.capture.auth(ctx, c).await
     }
-    async fn data(&self, s: &SessionInfo, e: &Envelope, b: smtp_server::Body) -> Result<(), Reply> {
-        self.capture.data(s, e, b).await
+    async fn data(&self, ctx: &mut Context, b: smtp_server::Body) -> Result<(), Reply> {
+        self.capture.data(ctx, b).await
     }
 }
 
@@ -333,7 +333,7 @@ async fn connection_churn_leaks_nothing() {
     let live = Live::default();
     let server = Server::builder()
         .listen("127.0.0.1:0")
-        .listen_tls("127.0.0.1:0")
+        .listener(Listen::tcp("127.0.0.1:0").implicit_tls(true))
         .tls(smtp_server::load_pem(cert.as_bytes(), key.as_bytes()).unwrap())
         .configure(|c| c.timeouts.command = Duration::from_secs(2))
         .handler(live.clone())

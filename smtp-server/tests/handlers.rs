@@ -7,10 +7,10 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use common::Raw;
-use smtp_server::smtp_proto::{
-    Credentials, EnhancedStatus, Envelope, ForwardPath, RcptParams, Reply,
+use smtp_server::smtp_proto::{Credentials, EnhancedStatus, ForwardPath, RcptParams, Reply};
+use smtp_server::{
+    Context, Debugging, Handler, Listen, Maildir, Memory, Relay, Server, async_trait,
 };
-use smtp_server::{Debugging, Handler, Maildir, Memory, Relay, Server, SessionInfo, async_trait};
 
 async fn transaction(addr: std::net::SocketAddr, rcpts: &[&str], content: &str) -> Vec<u16> {
     let mut c = Raw::connect(addr).await;
@@ -205,10 +205,9 @@ struct Upstream(Memory);
 impl Handler for Upstream {
     async fn rcpt(
         &self,
-        _: &SessionInfo,
-        _: &Envelope,
-        to: &ForwardPath<'static>,
-        _: &RcptParams<'static>,
+        _: &mut Context,
+        to: &ForwardPath<'_>,
+        _: &RcptParams<'_>,
     ) -> Result<(), Reply> {
         if to.to_string().contains("unknown") {
             return Err(Reply::new(
@@ -220,15 +219,10 @@ impl Handler for Upstream {
         Ok(())
     }
 
-    async fn data(
-        &self,
-        info: &SessionInfo,
-        env: &Envelope,
-        body: smtp_server::Body,
-    ) -> Result<(), Reply> {
+    async fn data(&self, ctx: &mut Context, body: smtp_server::Body) -> Result<(), Reply> {
         // Peek at the subject through a Memory of our own, then decide.
         let probe = Memory::new();
-        probe.data(info, env, body).await?;
+        probe.data(ctx, body).await?;
         let msg = probe.messages().remove(0);
         if msg.message.subject() == Some("spam") {
             return Err(Reply::new(
@@ -270,7 +264,7 @@ async fn relay_uses_tls_to_the_upstream() {
     let store = Memory::new();
     let up = Server::builder()
         .listen("127.0.0.1:0")
-        .listen_tls("127.0.0.1:0")
+        .listener(Listen::tcp("127.0.0.1:0").implicit_tls(true))
         .tls(smtp_server::load_pem(cert.as_bytes(), key.as_bytes()).unwrap())
         .handler(store.clone())
         .bind()
@@ -326,21 +320,20 @@ async fn relay_uses_tls_to_the_upstream() {
 struct RefuseNobody(Memory);
 
 #[async_trait]
-impl smtp_server::Delegate for RefuseNobody {
-    fn inner(&self) -> &dyn Handler {
-        &self.0
+impl Handler for RefuseNobody {
+    fn inner(&self) -> Option<&dyn Handler> {
+        Some(&self.0)
     }
     async fn rcpt(
         &self,
-        s: &SessionInfo,
-        e: &Envelope,
-        to: &ForwardPath<'static>,
-        p: &RcptParams<'static>,
+        ctx: &mut Context,
+        to: &ForwardPath<'_>,
+        p: &RcptParams<'_>,
     ) -> Result<(), Reply> {
         if to.to_string().starts_with("<nobody@") {
             return Err(Reply::new(550, Some(EnhancedStatus::new(5, 1, 1)), "No"));
         }
-        self.0.rcpt(s, e, to, p).await
+        self.0.rcpt(ctx, to, p).await
     }
 }
 
@@ -361,13 +354,74 @@ async fn delegate_overrides_only_what_it_names() {
     server.shutdown().await.unwrap();
 }
 
+/// A wrapper that overrides only `data` (tags the message), around a Memory store.
+struct TagOnly(Memory);
+
+#[async_trait]
+impl Handler for TagOnly {
+    fn inner(&self) -> Option<&dyn Handler> {
+        Some(&self.0)
+    }
+    async fn data(&self, ctx: &mut Context, body: smtp_server::Body) -> Result<(), Reply> {
+        let message = body.collect().await?;
+        if message.subject() == Some("refuse the second") {
+            ctx.refuse_recipient(1, Reply::MAILBOX_FULL);
+        }
+        let tagged = [b"X-Tag: seen\r\n".as_slice(), message.raw()].concat();
+        self.0
+            .data(ctx, smtp_server::Body::from(bytes::Bytes::from(tagged)))
+            .await
+    }
+}
+
+/// The trap the old `Delegate` had: a wrapper that overrides only `data` was skipped under
+/// LMTP (which called `data_lmtp`). With one `data` for both protocols, the wrapper is
+/// honoured in LMTP (RFC 2033), and `refuse_recipient` gives one recipient its own reply.
+#[tokio::test]
+async fn wrapper_overriding_only_data_is_honoured_in_lmtp() {
+    let store = Memory::new();
+    let server = Server::builder()
+        .listen("127.0.0.1:0")
+        .lmtp(true)
+        .handler(TagOnly(store.clone()))
+        .bind()
+        .await
+        .unwrap()
+        .spawn();
+    let mut c = Raw::connect(server.local_addr().unwrap()).await;
+    assert_eq!(c.code().await, 220);
+    assert_eq!(c.cmd("LHLO client.test").await, 250);
+    for subject in ["plain", "refuse the second"] {
+        assert_eq!(c.cmd("MAIL FROM:<a@example.com>").await, 250);
+        assert_eq!(c.cmd("RCPT TO:<b@example.net>").await, 250);
+        assert_eq!(c.cmd("RCPT TO:<c@example.net>").await, 250);
+        assert_eq!(c.cmd("DATA").await, 354);
+        c.send(&format!("Subject: {subject}\r\n\r\nx\r\n.\r\n"))
+            .await;
+        // RFC 2033 4.2: one reply per recipient, in order.
+        let first = c.reply().await;
+        let second = c.reply().await;
+        assert_eq!(first.0, 250, "{}", first.1);
+        let want = if subject == "plain" { 250 } else { 552 };
+        assert_eq!(second.0, want, "{}", second.1);
+    }
+    let stored = common::bounded(store.wait_for(2)).await;
+    for m in &stored {
+        assert!(
+            m.message.raw().starts_with(b"X-Tag: seen\r\n"),
+            "the wrapper's data ran"
+        );
+    }
+    server.shutdown().await.unwrap();
+}
+
 /// Checks the password and answers with the user name, ignoring any authorization identity,
 /// as a naive handler would.
 struct NaiveAuth;
 
 #[async_trait]
 impl Handler for NaiveAuth {
-    async fn auth(&self, _: &SessionInfo, c: &Credentials) -> Result<String, Reply> {
+    async fn auth(&self, _: &mut Context, c: &Credentials) -> Result<String, Reply> {
         match c {
             Credentials::Plain(p) if p.password == "secret" => Ok(p.authcid.clone()),
             _ => Err(Reply::AUTH_INVALID),
@@ -410,7 +464,7 @@ async fn plain_authorization_identity_needs_a_policy() {
             .listen("127.0.0.1:0")
             .auth_mechanisms(["PLAIN"])
             .allow_insecure_auth(true)
-            .handler_arc(Arc::from(handler))
+            .handler(Arc::<dyn Handler>::from(handler))
             .bind()
             .await
             .unwrap()
@@ -431,7 +485,7 @@ struct AccountsAuth(smtp_server::Accounts);
 
 #[async_trait]
 impl Handler for AccountsAuth {
-    async fn auth(&self, _: &SessionInfo, c: &Credentials) -> Result<String, Reply> {
+    async fn auth(&self, _: &mut Context, c: &Credentials) -> Result<String, Reply> {
         self.0.verify(c)
     }
 }

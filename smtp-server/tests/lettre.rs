@@ -13,8 +13,8 @@ use lettre::message::{Mailbox, header::ContentType};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message as Email, Tokio1Executor};
-use smtp_server::smtp_proto::{Envelope, Reply};
-use smtp_server::{Body, Handler, Server, SessionInfo, async_trait};
+use smtp_server::smtp_proto::Reply;
+use smtp_server::{Body, Context, Handler, Listen, Server, async_trait};
 
 fn email(to: &[&str], subject: &str, body: &str) -> Email {
     let mut b = Email::builder()
@@ -151,7 +151,7 @@ async fn implicit_tls() {
     let (cert, key) = certificate();
     let capture = Capture::default();
     let server = Server::builder()
-        .listen_tls("127.0.0.1:0")
+        .listener(Listen::tcp("127.0.0.1:0").implicit_tls(true))
         .tls(smtp_server::load_pem(cert.as_bytes(), key.as_bytes()).unwrap())
         .handler(capture.clone())
         .bind()
@@ -218,7 +218,7 @@ struct Counter(Arc<AtomicU64>);
 
 #[async_trait]
 impl Handler for Counter {
-    async fn data(&self, _: &SessionInfo, _: &Envelope, mut body: Body) -> Result<(), Reply> {
+    async fn data(&self, _: &mut Context, mut body: Body) -> Result<(), Reply> {
         while let Some(chunk) = body.chunk().await {
             let chunk = chunk.map_err(|_| Reply::LOCAL_ERROR)?;
             self.0.fetch_add(chunk.len() as u64, Ordering::Relaxed);
@@ -266,7 +266,7 @@ struct Gate {
 
 #[async_trait]
 impl Handler for Gate {
-    async fn data(&self, _: &SessionInfo, _: &Envelope, mut body: Body) -> Result<(), Reply> {
+    async fn data(&self, _: &mut Context, mut body: Body) -> Result<(), Reply> {
         let mut held = false;
         while let Some(chunk) = body.chunk().await {
             let chunk = chunk.map_err(|_| Reply::LOCAL_ERROR)?;

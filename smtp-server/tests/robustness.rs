@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{Capture, Raw, WAIT};
-use smtp_server::smtp_proto::{Envelope, ForwardPath, RcptParams, Reply};
-use smtp_server::{Body, Handler, Server, SessionInfo, async_trait};
+use smtp_server::smtp_proto::{ForwardPath, RcptParams, Reply};
+use smtp_server::{Body, Context, Handler, Listen, Server, async_trait};
 
 async fn send_one(addr: std::net::SocketAddr, n: usize) -> bool {
     let mut c = Raw::connect(addr).await;
@@ -66,10 +66,9 @@ struct Panicky(Capture);
 impl Handler for Panicky {
     async fn rcpt(
         &self,
-        _: &SessionInfo,
-        _: &Envelope,
-        to: &ForwardPath<'static>,
-        _: &RcptParams<'static>,
+        _: &mut Context,
+        to: &ForwardPath<'_>,
+        _: &RcptParams<'_>,
     ) -> Result<(), Reply> {
         if to.to_string().contains("panic") {
             panic!("handler bug in rcpt");
@@ -77,15 +76,15 @@ impl Handler for Panicky {
         Ok(())
     }
 
-    async fn data(&self, info: &SessionInfo, envelope: &Envelope, body: Body) -> Result<(), Reply> {
+    async fn data(&self, ctx: &mut Context, body: Body) -> Result<(), Reply> {
         let msg = body.collect().await.map_err(|_| Reply::LOCAL_ERROR)?;
         if msg.raw().starts_with(b"panic") {
             panic!("handler bug in data");
         }
         let (tx, _) = (self.0.clone(), ());
         tx.messages.lock().unwrap().push(common::Captured {
-            info: info.clone(),
-            envelope: envelope.clone(),
+            info: ctx.session().clone(),
+            envelope: ctx.envelope().clone(),
             message: msg,
         });
         tx.arrived.notify_waiters();
@@ -128,9 +127,9 @@ struct Slow {
 
 #[async_trait]
 impl Handler for Slow {
-    async fn data(&self, info: &SessionInfo, envelope: &Envelope, body: Body) -> Result<(), Reply> {
+    async fn data(&self, ctx: &mut Context, body: Body) -> Result<(), Reply> {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        self.capture.data(info, envelope, body).await
+        self.capture.data(ctx, body).await
     }
 }
 
@@ -303,7 +302,7 @@ async fn unix_socket_listener() {
     let capture = Capture::default();
     let server = Server::builder()
         .listen("127.0.0.1:0")
-        .listen_unix(&path)
+        .listener(Listen::unix(&path))
         .lmtp(true)
         .handler(capture.clone())
         .bind()

@@ -109,9 +109,18 @@ impl Client {
     }
 
     /// Runs the real `smtp-server` driver with `handler` on an in-memory connection (no
-    /// socket), and connects to it.
+    /// socket), and connects to it. (An `Arc` of a handler is a handler, to share one.)
+    ///
+    /// # Panics
+    /// If the configuration cannot work (a message size limit of 0).
     pub async fn in_memory(config: Config, handler: impl Handler) -> Self {
-        Self::in_memory_arc(Arc::new(config), Arc::new(handler)).await
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        tokio::spawn(async move {
+            if let Err(e) = smtp_server::serve_stream(server, config, handler, None).await {
+                panic!("in-memory server: {e}");
+            }
+        });
+        Self::over(Box::new(client)).await
     }
 
     /// Runs the real driver with a [`ServerBuilder`](smtp_server::ServerBuilder)'s settings
@@ -144,13 +153,6 @@ impl Client {
         .expect("connect in time")
         .expect("connect");
         Self::over(Box::new(stream)).await
-    }
-
-    /// [`Client::in_memory`] with a shared configuration and handler.
-    pub async fn in_memory_arc(config: Arc<Config>, handler: Arc<dyn Handler>) -> Self {
-        let (client, server) = tokio::io::duplex(64 * 1024);
-        tokio::spawn(smtp_server::serve_stream_arc(server, config, handler, None));
-        Self::over(Box::new(client)).await
     }
 
     async fn over(stream: Box<dyn Io>) -> Self {

@@ -3,10 +3,8 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use smtp_proto::{
-    EnhancedStatus, Envelope, ForwardPath, MailParams, RcptParams, Reply, ReversePath,
-};
-use smtp_server::{Body, Delegate, Handler, SessionInfo, async_trait};
+use smtp_proto::{EnhancedStatus, ForwardPath, MailParams, RcptParams, Reply, ReversePath};
+use smtp_server::{Body, Context, Handler, async_trait};
 
 /// A point of the transaction where a fault applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -146,7 +144,7 @@ impl<H: Handler> FaultHandler<H> {
     }
 
     /// The wrapped handler.
-    pub fn inner(&self) -> &H {
+    pub fn wrapped(&self) -> &H {
         &self.inner
     }
 
@@ -175,16 +173,16 @@ impl<H: Handler> FaultHandler<H> {
 }
 
 #[async_trait]
-impl<H: Handler> Delegate for FaultHandler<H> {
-    fn inner(&self) -> &dyn Handler {
-        &self.inner
+impl<H: Handler> Handler for FaultHandler<H> {
+    fn inner(&self) -> Option<&dyn Handler> {
+        Some(&self.inner)
     }
 
     async fn mail(
         &self,
-        session: &SessionInfo,
-        from: &ReversePath<'static>,
-        params: &MailParams<'static>,
+        ctx: &mut Context,
+        from: &ReversePath<'_>,
+        params: &MailParams<'_>,
     ) -> Result<(), Reply> {
         if let Some(limit) = self.faults.rate_limit {
             let accepted = self
@@ -201,19 +199,18 @@ impl<H: Handler> Delegate for FaultHandler<H> {
             }
         }
         if self.faults.drop_at == Some(DropPoint::AfterMail) {
-            session.disconnect();
+            ctx.disconnect();
             return Ok(());
         }
         self.step(Step::Mail).await?;
-        self.inner.mail(session, from, params).await
+        self.inner.mail(ctx, from, params).await
     }
 
     async fn rcpt(
         &self,
-        session: &SessionInfo,
-        envelope: &Envelope,
-        to: &ForwardPath<'static>,
-        params: &RcptParams<'static>,
+        ctx: &mut Context,
+        to: &ForwardPath<'_>,
+        params: &RcptParams<'_>,
     ) -> Result<(), Reply> {
         let address = to
             .mailbox()
@@ -226,45 +223,30 @@ impl<H: Handler> Delegate for FaultHandler<H> {
             ));
         }
         if self.faults.drop_at == Some(DropPoint::AfterRcpt) {
-            session.disconnect();
+            ctx.disconnect();
             return Ok(());
         }
         self.step(Step::Rcpt).await?;
-        self.inner.rcpt(session, envelope, to, params).await
+        self.inner.rcpt(ctx, to, params).await
     }
 
-    async fn data(
-        &self,
-        session: &SessionInfo,
-        envelope: &Envelope,
-        mut body: Body,
-    ) -> Result<(), Reply> {
+    /// In LMTP too (there is one `data` for both): the result is every recipient's.
+    async fn data(&self, ctx: &mut Context, mut body: Body) -> Result<(), Reply> {
         if self.faults.drop_at == Some(DropPoint::MidData) {
             let _ = body.chunk().await;
-            session.disconnect();
+            ctx.disconnect();
             return Err(Reply::LOCAL_ERROR);
         }
         self.step(Step::Data).await?;
-        self.inner.data(session, envelope, body).await?;
+        self.inner.data(ctx, body).await?;
         self.counters
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .accepted += 1;
         if self.faults.drop_at == Some(DropPoint::AfterData) {
-            session.disconnect();
+            ctx.disconnect();
         }
         Ok(())
-    }
-
-    /// LMTP messages meet the same faults; the result is every recipient's.
-    async fn data_lmtp(
-        &self,
-        session: &SessionInfo,
-        envelope: &Envelope,
-        body: Body,
-    ) -> Vec<Result<(), Reply>> {
-        let result = Delegate::data(self, session, envelope, body).await;
-        vec![result; envelope.recipients.len()]
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use mail_parser::MimeHeaders as _;
 use smtp_proto::{Config, Credentials, Envelope, Reply};
 use smtp_server::{
-    Accounts, Body, Handler, Message, Server, ServerHandle, SessionInfo, async_trait,
+    Accounts, Body, Context, Handler, Message, Server, ServerHandle, SessionInfo, async_trait,
 };
 use tokio::sync::{Notify, broadcast};
 
@@ -240,20 +240,15 @@ pub struct Recorder {
 
 #[async_trait]
 impl Handler for Recorder {
-    async fn auth(&self, _: &SessionInfo, credentials: &Credentials) -> Result<String, Reply> {
+    async fn auth(&self, _: &mut Context, credentials: &Credentials) -> Result<String, Reply> {
         self.accounts.verify(credentials)
     }
 
-    async fn data(
-        &self,
-        session: &SessionInfo,
-        envelope: &Envelope,
-        body: Body,
-    ) -> Result<(), Reply> {
-        let message = body.collect().await.map_err(|_| Reply::LOCAL_ERROR)?;
+    async fn data(&self, ctx: &mut Context, body: Body) -> Result<(), Reply> {
+        let message = body.collect().await?;
         let mail = Mail {
-            envelope: MailEnvelope::new(envelope.clone()),
-            session: session.clone(),
+            envelope: MailEnvelope::new(ctx.envelope().clone()),
+            session: ctx.session().clone(),
             message,
         };
         self.store
@@ -412,7 +407,7 @@ impl TestServerBuilder {
             None
         };
         builder = if self.implicit_tls {
-            builder.listen_tls("127.0.0.1:0")
+            builder.listener(smtp_server::Listen::tcp("127.0.0.1:0").implicit_tls(true))
         } else {
             builder.listen("127.0.0.1:0")
         };

@@ -11,37 +11,28 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use smtp_server::smtp_proto::{EnhancedStatus, Envelope, Reply};
-use smtp_server::{Body, Handler, Server, SessionInfo, async_trait};
+use smtp_server::smtp_proto::{EnhancedStatus, Reply};
+use smtp_server::{Body, Context, Handler, Listen, Server, async_trait};
 
 #[derive(Default)]
 struct Mailboxes(Mutex<HashMap<String, usize>>);
 
 #[async_trait]
 impl Handler for Mailboxes {
-    async fn data_lmtp(
-        &self,
-        _: &SessionInfo,
-        env: &Envelope,
-        body: Body,
-    ) -> Vec<Result<(), Reply>> {
-        let Ok(msg) = body.collect().await else {
-            return vec![Err(Reply::LOCAL_ERROR); env.recipients.len()];
-        };
-        let mut boxes = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        env.recipients
-            .iter()
-            .map(|r| {
+    /// `Ok` answers every recipient not refused on its own with `ctx.refuse_recipient`.
+    async fn data(&self, ctx: &mut Context, body: Body) -> Result<(), Reply> {
+        let msg = body.collect().await?;
+        let mut full = Vec::new();
+        {
+            let mut boxes = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            for (i, r) in ctx.envelope().recipients.iter().enumerate() {
                 let rcpt = r.path.to_string();
                 if r.path
                     .mailbox()
                     .is_some_and(|m| m.local_part().starts_with("full"))
                 {
-                    return Err(Reply::new(
-                        452,
-                        Some(EnhancedStatus::new(4, 2, 2)),
-                        "Mailbox full",
-                    ));
+                    full.push(i);
+                    continue;
                 }
                 *boxes.entry(rcpt.clone()).or_default() += 1;
                 println!(
@@ -49,9 +40,15 @@ impl Handler for Mailboxes {
                     msg.raw().len(),
                     boxes[&rcpt]
                 );
-                Ok(())
-            })
-            .collect()
+            }
+        }
+        for i in full {
+            ctx.refuse_recipient(
+                i,
+                Reply::new(452, Some(EnhancedStatus::new(4, 2, 2)), "Mailbox full"),
+            );
+        }
+        Ok(())
     }
 }
 
@@ -65,7 +62,7 @@ async fn main() -> Result<(), smtp_server::Error> {
         .lmtp(true)
         .handler(Mailboxes::default());
     let builder = if target.starts_with('/') {
-        builder.listen_unix(&target)
+        builder.listener(Listen::unix(&target))
     } else {
         builder.listen(target.clone())
     };

@@ -20,16 +20,16 @@
 //! \[critical\]*        => oncall@example.com
 //! ```
 //!
-//! It is a [`Delegate`] around [`Relay`]: it answers RCPT for the special address itself instead
-//! of passing it on, and, for a message that was sent to that address, reads it, adds the rule
-//! recipients to the upstream transaction and relays the message it read. Everything else is
-//! the relay's.
+//! It is a [`Handler`] that wraps [`Relay`] (its [`Handler::inner`]): it answers RCPT for the
+//! special address itself instead of passing it on, and, for a message that was sent to that
+//! address, reads it, adds the rule recipients to the upstream transaction and relays the
+//! message it read. Everything else is the relay's.
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 
-use smtp_server::smtp_proto::{Envelope, ForwardPath, Mailbox, RcptParams, Reply};
-use smtp_server::{Body, Delegate, Handler, Relay, Server, SessionInfo, async_trait};
+use smtp_server::smtp_proto::{ForwardPath, Mailbox, RcptParams, Reply};
+use smtp_server::{Body, Context, Handler, Relay, Server, async_trait};
 use wildmatch::WildMatch;
 
 /// One line of the rules file.
@@ -96,22 +96,19 @@ impl Mail2Alert {
         out
     }
 
-    async fn alert(&self, s: &SessionInfo, env: &Envelope, body: Body) -> Result<(), Reply> {
-        let message = body.collect().await.map_err(|_| Reply::LOCAL_ERROR)?;
-        let subject = message
-            .parsed()
-            .and_then(|m| m.subject())
-            .unwrap_or_default()
-            .to_string();
+    async fn alert(&self, ctx: &mut Context, body: Body) -> Result<(), Reply> {
+        let message = body.collect().await?;
+        let subject = message.subject().unwrap_or_default().to_string();
         // Recipients other than the special address were passed on at RCPT already.
-        let mut upstream = env
+        let mut upstream = ctx
+            .envelope()
             .recipients
             .iter()
             .filter(|r| !self.is_alert(&r.path))
             .count();
         let mut refused = None;
         for to in self.recipients(&subject) {
-            match self.relay.rcpt(s, env, &to, &RcptParams::default()).await {
+            match self.relay.rcpt(ctx, &to, &RcptParams::default()).await {
                 Ok(()) => upstream += 1,
                 Err(reply) => {
                     eprintln!("mail2alert: upstream refused {to}: {reply}");
@@ -120,7 +117,7 @@ impl Mail2Alert {
             }
         }
         if upstream == 0 {
-            self.relay.rset(s).await;
+            self.relay.rset(ctx).await;
             return match refused {
                 // Every rule recipient was refused: the sender must know.
                 Some(reply) => Err(reply),
@@ -130,38 +127,41 @@ impl Mail2Alert {
                 }
             };
         }
-        self.relay.data(s, env, Body::from(message)).await
+        self.relay.data(ctx, Body::from(message)).await
     }
 }
 
-/// MAIL, RSET and the end of the session go to the relay as they are (the defaults of
-/// [`Delegate`]); RCPT and the message are looked at first. (In LMTP, `data_lmtp` would need
-/// the same treatment as `data`; this proxy speaks SMTP.)
+/// MAIL, RSET and the end of the session go to the relay as they are (the methods not
+/// overridden go to [`Handler::inner`]); RCPT and the message are looked at first.
 #[async_trait]
-impl Delegate for Mail2Alert {
-    fn inner(&self) -> &dyn Handler {
-        &self.relay
+impl Handler for Mail2Alert {
+    fn inner(&self) -> Option<&dyn Handler> {
+        Some(&self.relay)
     }
 
     async fn rcpt(
         &self,
-        s: &SessionInfo,
-        env: &Envelope,
-        to: &ForwardPath<'static>,
-        params: &RcptParams<'static>,
+        ctx: &mut Context,
+        to: &ForwardPath<'_>,
+        params: &RcptParams<'_>,
     ) -> Result<(), Reply> {
         if self.is_alert(to) {
             return Ok(());
         }
-        self.relay.rcpt(s, env, to, params).await
+        self.relay.rcpt(ctx, to, params).await
     }
 
-    async fn data(&self, s: &SessionInfo, env: &Envelope, body: Body) -> Result<(), Reply> {
-        if env.recipients.iter().any(|r| self.is_alert(&r.path)) {
-            self.alert(s, env, body).await
+    async fn data(&self, ctx: &mut Context, body: Body) -> Result<(), Reply> {
+        let alert = ctx
+            .envelope()
+            .recipients
+            .iter()
+            .any(|r| self.is_alert(&r.path));
+        if alert {
+            self.alert(ctx, body).await
         } else {
             // Not an alert: streamed to the upstream as it arrives.
-            self.relay.data(s, env, body).await
+            self.relay.data(ctx, body).await
         }
     }
 }

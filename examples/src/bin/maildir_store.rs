@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use smtp_server::smtp_proto::{EnhancedStatus, Envelope, Reply};
-use smtp_server::{Body, Handler, Server, SessionInfo, async_trait};
+use smtp_server::smtp_proto::{EnhancedStatus, Reply};
+use smtp_server::{Body, Context, Handler, Server, async_trait};
 use tokio::io::AsyncWriteExt;
 
 struct Maildir {
@@ -30,7 +30,8 @@ fn temporary(e: std::io::Error) -> Reply {
 
 #[async_trait]
 impl Handler for Maildir {
-    async fn data(&self, info: &SessionInfo, env: &Envelope, mut body: Body) -> Result<(), Reply> {
+    async fn data(&self, ctx: &mut Context, mut body: Body) -> Result<(), Reply> {
+        let (info, env) = (ctx.session(), ctx.envelope());
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();

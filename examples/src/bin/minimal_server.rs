@@ -7,15 +7,16 @@
 //! Ctrl-C stops it gracefully.
 #![forbid(unsafe_code)]
 
-use smtp_server::smtp_proto::{Envelope, Reply};
-use smtp_server::{Body, Handler, Server, SessionInfo, async_trait};
+use smtp_server::smtp_proto::Reply;
+use smtp_server::{Body, Context, Handler, Server, async_trait};
 
 struct Print;
 
 #[async_trait]
 impl Handler for Print {
-    async fn data(&self, info: &SessionInfo, envelope: &Envelope, body: Body) -> Result<(), Reply> {
-        let message = body.collect().await.map_err(|_| Reply::LOCAL_ERROR)?;
+    async fn data(&self, ctx: &mut Context, body: Body) -> Result<(), Reply> {
+        let message = body.collect().await?;
+        let envelope = ctx.envelope();
         let from = envelope
             .from
             .as_ref()
@@ -27,7 +28,7 @@ impl Handler for Print {
             .map(|r| r.path.to_string())
             .collect();
         println!("---------- MESSAGE FOLLOWS ----------");
-        println!("X-Peer: {:?}", info.client_addr());
+        println!("X-Peer: {:?}", ctx.session().client_addr());
         println!("X-MailFrom: {from}");
         println!("X-RcptTo: {}", to.join(", "));
         println!("{}", String::from_utf8_lossy(message.raw()).trim_end());

@@ -7,19 +7,20 @@
 //! The only account is `user` / `secret`.
 #![forbid(unsafe_code)]
 
-use smtp_server::smtp_proto::{Credentials, Envelope, Reply};
-use smtp_server::{Body, Handler, Server, SessionInfo, async_trait};
+use smtp_server::smtp_proto::{Credentials, Reply};
+use smtp_server::{Body, Context, Handler, Server, async_trait};
 
 struct Submission;
 
 #[async_trait]
 impl Handler for Submission {
-    async fn auth(&self, _: &SessionInfo, c: &Credentials) -> Result<String, Reply> {
+    async fn auth(&self, _: &mut Context, c: &Credentials) -> Result<String, Reply> {
         smtp_server::Accounts::new([("user", "secret")]).verify(c)
     }
 
-    async fn data(&self, info: &SessionInfo, env: &Envelope, body: Body) -> Result<(), Reply> {
-        let msg = body.collect().await.map_err(|_| Reply::LOCAL_ERROR)?;
+    async fn data(&self, ctx: &mut Context, body: Body) -> Result<(), Reply> {
+        let msg = body.collect().await?;
+        let (info, env) = (ctx.session(), ctx.envelope());
         println!(
             "{:?} sent {} bytes to {} recipient(s) over {:?}",
             info.auth,

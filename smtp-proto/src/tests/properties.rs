@@ -5,8 +5,8 @@
 use std::borrow::Cow;
 
 use crate::{
-    BareLineEndings, Body, Command, DataDecoder, Decoded, EnhancedStatus, ForwardPath, MailParams,
-    Mailbox, Notify, Orcpt, RcptParams, Reply, Ret, ReversePath, dot_stuff, fuzzing,
+    BareLineEndings, BodyType, Command, DataDecoder, Decoded, EnhancedStatus, ForwardPath,
+    MailParams, Mailbox, Notify, Orcpt, RcptParams, Reply, Ret, ReversePath, dot_stuff, fuzzing,
 };
 use proptest::prelude::*;
 
@@ -45,9 +45,9 @@ fn mail_params() -> impl Strategy<Value = MailParams<'static>> {
     (
         prop::option::of(any::<u64>()),
         prop::option::of(prop_oneof![
-            Just(Body::SevenBit),
-            Just(Body::EightBitMime),
-            Just(Body::BinaryMime)
+            Just(BodyType::SevenBit),
+            Just(BodyType::EightBitMime),
+            Just(BodyType::BinaryMime)
         ]),
         any::<bool>(),
         prop::option::of(prop_oneof![Just(Ret::Full), Just(Ret::Headers)]),

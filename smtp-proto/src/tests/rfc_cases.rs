@@ -589,7 +589,7 @@ fn proxy_unknown_and_local_have_no_source() {
 #[test]
 fn shutdown_with_a_pending_decision() {
     let mut pair = Pair::with_decider(Config::new("mx.example"), |event, _| match event {
-        Event::Mail { .. } => Decision::Defer,
+        Event::Mail => Decision::Defer,
         _ => Decision::Accept,
     });
     pair.send(EHLO).send(MAIL).shutdown();
@@ -597,7 +597,7 @@ fn shutdown_with_a_pending_decision() {
     assert_eq!(pair.closed(), Some(CloseReason::Shutdown));
     // The decision that came too late is refused, typed, and changes nothing.
     let mut session_after = Pair::with_decider(Config::new("mx.example"), |event, _| match event {
-        Event::Mail { .. } => Decision::Defer,
+        Event::Mail => Decision::Defer,
         _ => Decision::Accept,
     });
     session_after.send(EHLO).send(MAIL).shutdown();

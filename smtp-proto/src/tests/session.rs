@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::testing::{Decision, Pair};
 use crate::{
     BareLineEndings, CloseReason, Config, Credentials, DataError, EnhancedStatus, Event,
-    ForwardPath, Mode, Reply, proxy_v1_header, proxy_v2_header,
+    ForwardPath, Protocol, Reply, proxy_v1_header, proxy_v2_header,
 };
 
 /// A step: what the client sends, and the reply codes it must get back.
@@ -71,7 +71,7 @@ fn small_limits(c: &mut Config) {
 }
 
 fn lmtp(c: &mut Config) {
-    c.mode = Mode::Lmtp;
+    c.protocol = Protocol::Lmtp;
 }
 
 fn tls(c: &mut Config) {
@@ -635,12 +635,7 @@ fn starttls_injection_is_discarded() {
     pair.send("STARTTLS\r\nMAIL FROM:<evil@x.example>\r\nRCPT TO:<victim@y.example>\r\n");
     assert_eq!(pair.codes(), [220], "{}", pair.transcript());
     assert!(pair.session().is_tls());
-    assert!(
-        !pair
-            .events()
-            .iter()
-            .any(|e| matches!(e, Event::Mail { .. }))
-    );
+    assert!(!pair.events().iter().any(|e| matches!(e, Event::Mail)));
     pair.send("MAIL FROM:<a@b.example>\r\n");
     assert_eq!(pair.codes(), [503], "no hello after TLS yet");
     // Without the harness's automatic upgrade, bytes fed before the handshake are eaten too.
@@ -670,7 +665,7 @@ fn decisions_and_backpressure() {
                 "No such user",
             ))
         }
-        Event::Mail { .. } => Decision::Defer,
+        Event::Mail => Decision::Defer,
         _ => Decision::Accept,
     });
     pair.codes();
@@ -792,11 +787,11 @@ fn auth_required_before_tls_asks_for_starttls() {
 #[test]
 fn greeting_names_the_protocol() {
     for (mode, want) in [
-        (Mode::Smtp, "mx.example ESMTP ready"),
-        (Mode::Lmtp, "mx.example LMTP ready"),
+        (Protocol::Smtp, "mx.example ESMTP ready"),
+        (Protocol::Lmtp, "mx.example LMTP ready"),
     ] {
         let mut config = Config::new("mx.example");
-        config.mode = mode;
+        config.protocol = mode;
         let mut pair = Pair::new(config);
         let greeting = pair.replies().remove(0);
         assert_eq!(greeting.code(), 220);
@@ -932,7 +927,7 @@ fn session_cap() {
 #[test]
 fn no_timeout_while_a_decision_is_pending() {
     let mut pair = Pair::with_decider(Config::new("mx.example"), |event, _| match event {
-        Event::Mail { .. } => Decision::Defer,
+        Event::Mail => Decision::Defer,
         _ => Decision::Accept,
     });
     pair.send("EHLO c\r\nMAIL FROM:<a@b.example>\r\n");
@@ -1011,7 +1006,7 @@ fn shutdown_idle_and_in_flight() {
 #[test]
 fn lmtp_per_recipient_replies() {
     let mut config = Config::new("lmtp.example");
-    config.mode = Mode::Lmtp;
+    config.protocol = Protocol::Lmtp;
     let mut pair = Pair::with_decider(config, |event, session| match event {
         Event::MessageEnd { .. } => Decision::ReplyEach(
             session
@@ -1178,7 +1173,7 @@ fn bdat_message_dropped_between_chunks() {
 #[test]
 fn decision_421_closes() {
     let mut pair = Pair::with_decider(Config::new("mx.example"), |event, _| match event {
-        Event::Mail { .. } => Decision::Reply(Reply::new(
+        Event::Mail => Decision::Reply(Reply::new(
             421,
             Some(EnhancedStatus::new(4, 7, 0)),
             "Rate limit",

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use lettre::address::Envelope as LettreEnvelope;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use smtp_server::smtp_proto::{Credentials, Envelope, Reply};
-use smtp_server::{Body, Handler, Message, SessionInfo, async_trait};
+use smtp_server::{Body, Context, Handler, Message, SessionInfo, async_trait};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
@@ -66,15 +66,15 @@ impl Capture {
 
 #[async_trait]
 impl Handler for Capture {
-    async fn auth(&self, _: &SessionInfo, c: &Credentials) -> Result<String, Reply> {
+    async fn auth(&self, _: &mut Context, c: &Credentials) -> Result<String, Reply> {
         smtp_server::Accounts::new([("user", "secret")]).verify(c)
     }
 
-    async fn data(&self, info: &SessionInfo, envelope: &Envelope, body: Body) -> Result<(), Reply> {
+    async fn data(&self, ctx: &mut Context, body: Body) -> Result<(), Reply> {
         let message = body.collect().await.map_err(|_| Reply::LOCAL_ERROR)?;
         self.messages.lock().unwrap().push(Captured {
-            info: info.clone(),
-            envelope: envelope.clone(),
+            info: ctx.session().clone(),
+            envelope: ctx.envelope().clone(),
             message,
         });
         self.arrived.notify_waiters();

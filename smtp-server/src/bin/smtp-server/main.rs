@@ -19,8 +19,8 @@ use settings::{HandlerSpec, ListenerSpec, Profile, RelayTls, Settings};
 use smtp_server::blackhole::{self, Blackhole};
 use smtp_server::smtp_proto::{Config, Credentials, Reply};
 use smtp_server::{
-    Accounts, Debugging, Delegate, Handler, Listen, Maildir, Relay, Server, SessionInfo, Sink,
-    async_trait, default_hostname, load_pem_files,
+    Accounts, Context, Debugging, Handler, Listen, Maildir, Relay, Server, Sink, async_trait,
+    default_hostname, load_pem_files,
 };
 
 /// An embeddable ESMTP/LMTP server, as a program. Settings come from --config FILE (TOML),
@@ -201,12 +201,12 @@ struct Program {
 }
 
 #[async_trait]
-impl Delegate for Program {
-    fn inner(&self) -> &dyn Handler {
-        &*self.inner
+impl Handler for Program {
+    fn inner(&self) -> Option<&dyn Handler> {
+        Some(&*self.inner)
     }
 
-    async fn auth(&self, _: &SessionInfo, c: &Credentials) -> Result<String, Reply> {
+    async fn auth(&self, _: &mut Context, c: &Credentials) -> Result<String, Reply> {
         self.accounts.verify(c)
     }
 }
@@ -335,7 +335,7 @@ fn configure(p: &Profile, hostname: &str) -> impl Fn(&mut Config) + Send + Sync 
     move |c: &mut Config| {
         c.hostname = hostname.clone();
         if p.lmtp == Some(true) {
-            c.mode = smtp_proto::Mode::Lmtp;
+            c.protocol = smtp_proto::Protocol::Lmtp;
         }
         c.proxy_protocol = p.proxy_protocol.unwrap_or(false);
         c.tls.required = p.require_tls.unwrap_or(false);
