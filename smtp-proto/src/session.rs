@@ -517,9 +517,8 @@ impl Session {
                 },
                 Phase::Command | Phase::Auth(_) => match self.framer.next_line(input) {
                     Framed::Line { line, consumed } => {
-                        let len = line.len();
-                        let chunk = input.split_to(consumed);
-                        let line = &chunk[..len];
+                        // `input` is out of `self` here: the line borrows it while the
+                        // session changes, and is dropped from the front afterwards.
                         self.activity = now;
                         if matches!(self.phase, Phase::Auth(_)) {
                             self.note(|| "***".to_string());
@@ -527,6 +526,7 @@ impl Session {
                         } else {
                             self.command(line);
                         }
+                        input.advance(consumed);
                     }
                     Framed::TooLong { consumed } => {
                         input.advance(consumed);

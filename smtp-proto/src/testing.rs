@@ -68,6 +68,8 @@ pub trait Peer {
 /// does not take yet stays in `input`. This is the whole drive loop of a driver without I/O:
 /// after every input and every decision, poll until nothing is left.
 pub fn drive(session: &mut Session, now: Instant, input: &mut Vec<u8>, peer: &mut impl Peer) {
+    // Taken bytes are skipped with an offset and dropped from `input` once, at the end.
+    let mut pos = 0;
     loop {
         while let Some(out) = session.poll_output() {
             match out {
@@ -79,7 +81,7 @@ pub fn drive(session: &mut Session, now: Instant, input: &mut Vec<u8>, peer: &mu
                     if matches!(event, Event::StartTls) {
                         if decision == Decision::Accept {
                             // RFC 3207 6: plaintext pipelined after STARTTLS is never read.
-                            input.clear();
+                            pos = input.len();
                             session.tls_established(now);
                         }
                     } else if event.needs_decision() {
@@ -91,11 +93,11 @@ pub fn drive(session: &mut Session, now: Instant, input: &mut Vec<u8>, peer: &mu
             }
         }
         let room = session.input_capacity();
-        if input.is_empty() || room == 0 || session.is_pending() {
+        if pos == input.len() || room == 0 || session.is_pending() {
+            input.drain(..pos);
             return;
         }
-        let taken = session.feed(now, input);
-        input.drain(..taken);
+        pos += session.feed(now, &input[pos..]);
     }
 }
 
