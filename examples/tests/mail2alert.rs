@@ -85,7 +85,8 @@ impl Setup {
     }
 
     async fn stored(&self, n: usize) -> Vec<Stored> {
-        tokio::time::timeout(WAIT, self.store.wait_for(n))
+        self.store
+            .wait_for(n, WAIT)
             .await
             .expect("upstream did not get the messages")
     }

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use futures_util::FutureExt as _;
 use smtp_proto::{CloseReason, Config, Event, Output, Protocol, Reply, Session};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tracing::{Instrument as _, debug, info, info_span, warn};
@@ -86,7 +86,8 @@ pub(crate) struct ConnContext {
     pub(crate) handler: Arc<dyn Handler>,
     pub(crate) tls: Option<TlsAcceptor>,
     pub(crate) implicit_tls: bool,
-    pub(crate) shutdown: watch::Receiver<bool>,
+    /// Cancelled when the server shuts down: each session then ends politely.
+    pub(crate) shutdown: tokio_util::sync::CancellationToken,
     /// Waited before answering a refused AUTH (slows brute force down).
     pub(crate) auth_failure_delay: std::time::Duration,
 }
@@ -107,7 +108,7 @@ where
                 return;
             };
             let deadline = tokio::time::Instant::from_std(now + ctx.config.timeouts.command);
-            match tokio::time::timeout_at(deadline, acceptor.accept(io)).await {
+            match tokio::time::timeout_at(deadline, Box::pin(acceptor.accept(io))).await {
                 Ok(Ok(tls)) => {
                     let tls_info = crate::tls::info(tls.get_ref().1, true);
                     info!(protocol = %tls_info.protocol, cipher = %tls_info.cipher, "TLS");
@@ -133,7 +134,8 @@ where
             stream,
             session,
             read_size: MIN_READ,
-            hctx: Context::new(info),
+            hctx: Box::new(Context::new(info)),
+            spare: None,
             control,
             ctx,
             message: None,
@@ -146,12 +148,9 @@ where
             Err(e) => info!("closed: {e}"),
         }
         // A message in flight ends as incomplete; its handler finishes before `disconnect`.
-        if let Some(message) = conn.message.take() {
-            drop(message.tx);
-            conn.hctx = match message.task.await {
-                Ok((ctx, _)) => ctx,
-                Err(_) => Context::new(message.session),
-            };
+        if let Some(mut message) = conn.message.take() {
+            message.tx = None;
+            conn.hctx = message.finish().await.0;
         }
         // TLS writes its close_notify here: bounded like every other write.
         let grace = conn.ctx.config.timeouts.command;
@@ -165,26 +164,70 @@ where
     .await
 }
 
-/// The message being received: the channel its content goes to, and the handler's `data`
-/// running in its own task (so the one loop below keeps reading, writing and timing while
-/// the handler works; a panic there is caught by the task).
+/// The message being received: the channel its content goes to, and the handler's `data`,
+/// a future the one loop below polls beside its own work (on this task: no spawn, no
+/// cross-thread wake-up per message), so that reading, writing and timing go on while the
+/// handler works. A panic in it is caught.
 struct InFlight {
     tx: Option<mpsc::Sender<Piece>>,
-    task: tokio::task::JoinHandle<DataResult>,
+    data: DataFuture,
+    /// The handler's answer, once its future finished.
+    done: Option<DataResult>,
     queue_id: String,
-    /// To rebuild the context if the handler panics (its extensions are lost then).
-    session: SessionInfo,
 }
 
-/// What the data task hands back: the connection's context (it went with the handler into
-/// the task) and the handler's answer; `None` if the handler panicked.
-type DataResult = (Context, Result<(), Reply>);
+/// The handler's `data`, owning what it uses.
+type DataFuture = Pin<Box<dyn Future<Output = DataResult> + Send>>;
+
+impl InFlight {
+    /// Polls the handler's future to its end (once): the context and the answer.
+    async fn finish(&mut self) -> DataResult {
+        match self.done.take() {
+            Some(done) => done,
+            None => (&mut self.data).await,
+        }
+    }
+
+    /// Hands `piece` to the handler, polling its future meanwhile (the channel is bounded:
+    /// the handler must run to make room). A handler that returned gets nothing more.
+    async fn send(&mut self, piece: Piece) {
+        let Some(tx) = &self.tx else {
+            return;
+        };
+        if self.done.is_some() {
+            if tx.send(piece).await.is_err() {
+                self.tx = None;
+            }
+            return;
+        }
+        tokio::select! {
+            sent = tx.send(piece) => {
+                if sent.is_err() {
+                    self.tx = None;
+                }
+            }
+            out = &mut self.data => {
+                // The handler finished before taking this piece: the rest is not wanted.
+                self.done = Some(out);
+                self.tx = None;
+            }
+        }
+    }
+}
+
+/// What the message's future hands back: the connection's context (it went with the handler
+/// into the future) and the handler's answer, `None` if the handler panicked. The panic is
+/// caught around the handler's call only, so the context always comes back.
+type DataResult = (Box<Context>, Option<Result<(), Reply>>);
 
 struct Conn<S> {
     stream: Stream<S>,
     session: Session,
     /// What the handler sees; it travels into the data task and back.
-    hctx: Context,
+    /// (Boxed: it moves into the message's future and back, once per message.)
+    hctx: Box<Context>,
+    /// An empty context that stands in while `hctx` is with the message's handler.
+    spare: Option<Box<Context>>,
     /// The handler's "drop this connection", readable while `hctx` is away.
     control: Control,
     ctx: ConnContext,
@@ -273,14 +316,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
     /// Passes message content to the handler, with backpressure (the loop waits while the
     /// channel is full). A handler that stopped reading gets nothing more.
     async fn content(&mut self, bytes: Bytes) {
-        let Some(message) = &mut self.message else {
-            return;
-        };
-        if let Some(tx) = &message.tx
-            && tx.send(Ok(Some(bytes))).await.is_err()
-        {
-            // The handler returned without reading everything: the rest is dropped.
-            message.tx = None;
+        if let Some(message) = &mut self.message {
+            message.send(Ok(Some(bytes))).await;
         }
     }
 
@@ -378,15 +415,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
                     Some(smtp_proto::DataError::BareLineEnding) => BodyError::BareLineEnding,
                     _ => BodyError::Incomplete,
                 };
-                if let Some(message) = self.message.take() {
-                    if let Some(tx) = message.tx {
-                        let _ = tx.send(Err(error)).await;
-                    }
+                if let Some(mut message) = self.message.take() {
+                    message.send(Err(error)).await;
+                    message.tx = None;
                     // The handler's answer does not count: the session answered already.
-                    self.hctx = match message.task.await {
-                        Ok((ctx, _)) => ctx,
-                        Err(_) => Context::new(message.session),
-                    };
+                    let (ctx, _) = message.finish().await;
+                    self.spare = Some(std::mem::replace(&mut self.hctx, ctx));
                     self.hctx.session_mut().queue_id = None;
                     info!(id = %message.queue_id, "message not received to its end");
                 }
@@ -419,47 +453,44 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
         sync_envelope(&mut self.hctx, &self.session);
         let queue_id = crate::handler::queue_id();
         self.hctx.session_mut().queue_id = Some(queue_id.clone());
-        let session = self.hctx.session().clone();
-        let mut hctx = std::mem::take(&mut self.hctx);
+        let spare = self.spare.take().unwrap_or_default();
+        let mut hctx = std::mem::replace(&mut self.hctx, spare);
         let handler = Arc::clone(&self.ctx.handler);
-        let span = info_span!("message", id = %queue_id);
-        let task = tokio::spawn(
-            async move {
-                let result = handler.data(&mut hctx, body).await;
-                (hctx, result)
-            }
-            .instrument(span),
-        );
+        let data = async move {
+            let call = AssertUnwindSafe(handler.data(&mut hctx, body));
+            let result = call.catch_unwind().await.ok();
+            (hctx, result)
+        };
+        // A span per message only when it will be seen: entering one on every poll costs.
+        let data: DataFuture = if tracing::enabled!(tracing::Level::INFO) {
+            let span = info_span!("message", id = %queue_id);
+            Box::pin(data.instrument(span))
+        } else {
+            Box::pin(data)
+        };
         self.message = Some(InFlight {
             tx: Some(tx),
-            task,
+            data,
+            done: None,
             queue_id,
-            session,
         });
     }
 
     /// The whole message arrived: the end goes to the handler, and its answer to the client.
     async fn end_message(&mut self, size: u64) {
         let now = Instant::now();
-        let Some(message) = self.message.take() else {
+        let Some(mut message) = self.message.take() else {
             let _ = self.session.reply(now, Reply::LOCAL_ERROR);
             return;
         };
-        if let Some(tx) = message.tx {
-            // The explicit end: without it the handler sees `Incomplete`.
-            let _ = tx.send(Ok(None)).await;
+        // The explicit end: without it the handler sees `Incomplete`.
+        message.send(Ok(None)).await;
+        message.tx = None;
+        let (ctx, result) = message.finish().await;
+        if result.is_none() {
+            warn!("handler panicked in data");
         }
-        let result = match message.task.await {
-            Ok((ctx, result)) => {
-                self.hctx = ctx;
-                Some(result)
-            }
-            Err(_) => {
-                warn!("handler panicked in data");
-                self.hctx = Context::new(message.session);
-                None
-            }
-        };
+        self.spare = Some(std::mem::replace(&mut self.hctx, ctx));
         let queue_id = message.queue_id;
         // The id belongs to this message only: the next transaction's hooks must not see it.
         self.hctx.session_mut().queue_id = None;
@@ -521,11 +552,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
             }
         };
         let shutdown_seen = self.shutdown_seen;
-        let mut shutdown = self.ctx.shutdown.clone();
+        let shutdown = &self.ctx.shutdown;
         let stop = async move {
-            if shutdown_seen || shutdown.wait_for(|s| *s).await.is_err() {
+            if shutdown_seen {
                 std::future::pending::<()>().await;
             }
+            shutdown.cancelled().await;
         };
         let room = self.session.input_capacity().min(self.read_size);
         let buf = self.session.input_buffer();
@@ -539,7 +571,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
             }
             self.stream.read_buf(&mut limited).await
         };
+        // While waiting, the message's handler runs (writing to disk, relaying, ...).
+        let running = self.message.as_ref().is_some_and(|m| m.done.is_none());
+        let data = async {
+            if let Some(m) = &mut self.message {
+                let out = (&mut m.data).await;
+                m.done = Some(out);
+            }
+        };
         tokio::select! {
+            () = data, if running => {}
             read = read => match read {
                 Ok(0) => self.session.handle_eof(Instant::now()),
                 Ok(n) => {
@@ -576,7 +617,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
             return Ok(());
         };
         let deadline = Instant::now() + self.ctx.config.timeouts.command;
-        match tokio::time::timeout_at(deadline.into(), acceptor.accept(io)).await {
+        match tokio::time::timeout_at(deadline.into(), Box::pin(acceptor.accept(io))).await {
             Ok(Ok(tls)) => {
                 let tls_info = crate::tls::info(tls.get_ref().1, false);
                 info!(protocol = %tls_info.protocol, cipher = %tls_info.cipher, "STARTTLS");

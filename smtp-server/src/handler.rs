@@ -45,21 +45,47 @@ pub struct SessionInfo {
     pub(crate) control: Control,
 }
 
-/// A new message id: the time in microseconds, this process, a sequence number (hex).
+/// A new message id: the time in microseconds, this process, a sequence number (upper-case
+/// hex). Written by hand: it is made once per message, and `format!` cost more than the rest
+/// of the id.
 pub(crate) fn queue_id() -> String {
     use std::sync::atomic::AtomicU64;
     use std::time::{SystemTime, UNIX_EPOCH};
     static SEQ: AtomicU64 = AtomicU64::new(0);
+    fn hex(out: &mut String, value: u64, width: u32) {
+        const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+        let digits = (64 - value.leading_zeros()).div_ceil(4).max(width);
+        for i in (0..digits).rev() {
+            out.push(char::from(DIGITS[((value >> (i * 4)) & 0xF) as usize]));
+        }
+    }
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    format!(
-        "{:X}{:05X}{:04X}{:X}",
-        now.as_secs(),
-        now.subsec_micros(),
-        std::process::id() & 0xFFFF,
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    )
+    let mut id = String::with_capacity(24);
+    hex(&mut id, now.as_secs(), 1);
+    hex(&mut id, u64::from(now.subsec_micros()), 5);
+    hex(&mut id, u64::from(std::process::id() & 0xFFFF), 4);
+    hex(&mut id, SEQ.fetch_add(1, Ordering::Relaxed), 1);
+    id
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn queue_ids_are_unique_hex() {
+        let ids: Vec<String> = (0..1000).map(|_| super::queue_id()).collect();
+        let unique: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len());
+        for id in &ids {
+            assert!(id.len() >= 17, "{id}");
+            assert!(
+                id.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b)),
+                "{id}"
+            );
+        }
+    }
 }
 
 /// Lets a handler drop its connection; shared by every clone of a [`SessionInfo`].
@@ -85,7 +111,7 @@ impl SessionInfo {
     /// Drops the connection at once, without a reply, as soon as the current handler call
     /// returns (or, during `data`, while the content is still arriving). For fault injection:
     /// a server that must refuse politely answers a `421` instead.
-    pub fn disconnect(&self) {
+    pub fn drop_connection(&self) {
         self.control.0.store(true, Ordering::Relaxed);
     }
 
@@ -198,7 +224,9 @@ impl Context {
         &self.envelope
     }
 
-    /// This connection's own state, kept between calls.
+    /// This connection's own state, kept between calls for the whole connection (through
+    /// RSET, a new EHLO and STARTTLS: clear it in [`Handler::rset`] if it must not outlive a
+    /// transaction).
     pub fn extensions(&self) -> &Extensions {
         &self.extensions
     }
@@ -209,9 +237,10 @@ impl Context {
     }
 
     /// Drops the connection without a reply, as soon as the current call returns (for fault
-    /// injection; a polite refusal answers `421` instead).
-    pub fn disconnect(&self) {
-        self.session.disconnect();
+    /// injection; a polite refusal answers `421` instead). Not to be confused with
+    /// [`Handler::disconnect`], which tells the handler the connection is gone.
+    pub fn drop_connection(&self) {
+        self.session.drop_connection();
     }
 
     /// In LMTP, answers the recipient at `index` (in [`Context::envelope`]'s order) with this

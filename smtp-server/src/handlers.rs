@@ -225,16 +225,26 @@ impl Memory {
         self.arrived.notify_waiters();
     }
 
-    /// Waits until at least `n` messages are stored.
-    pub async fn wait_for(&self, n: usize) -> Vec<Stored> {
-        loop {
-            let notified = self.arrived.notified();
-            let all = self.messages();
-            if all.len() >= n {
-                return all;
+    /// Waits until at least `n` messages are stored, at most `timeout`: `Ok` with every
+    /// message, or `Err` with what did arrive.
+    pub async fn wait_for(
+        &self,
+        n: usize,
+        timeout: std::time::Duration,
+    ) -> Result<Vec<Stored>, Vec<Stored>> {
+        let wait = async {
+            loop {
+                let notified = self.arrived.notified();
+                let all = self.messages();
+                if all.len() >= n {
+                    return all;
+                }
+                notified.await;
             }
-            notified.await;
-        }
+        };
+        tokio::time::timeout(timeout, wait)
+            .await
+            .map_err(|_| self.messages())
     }
 }
 

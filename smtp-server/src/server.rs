@@ -4,16 +4,18 @@ use std::net::SocketAddr;
 #[cfg(unix)]
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use smtp_proto::{Config, Protocol, Reply};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::ServerConfig;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use crate::driver::{ConnContext, serve};
@@ -293,13 +295,12 @@ impl ServerBuilder {
                 "the message size limit must be at least 1 byte".into(),
             ));
         }
-        let (_stop, shutdown) = watch::channel(false);
         let ctx = ConnContext {
             config: Arc::new(config),
             handler,
             tls: self.tls.map(TlsAcceptor::from),
             implicit_tls: false,
-            shutdown,
+            shutdown: CancellationToken::new(),
             auth_failure_delay: self.auth_failure_delay,
         };
         let info = SessionInfo {
@@ -377,7 +378,7 @@ impl ServerBuilder {
         }
         Ok(Server {
             listeners,
-            open: Arc::default(),
+            connections: TaskTracker::new(),
             tls: self.tls.map(TlsAcceptor::from),
             max_connections: self.max_connections,
             grace: self.grace,
@@ -390,7 +391,8 @@ impl ServerBuilder {
 /// [`Server::spawn`].
 pub struct Server {
     listeners: Vec<Listener>,
-    open: Arc<AtomicUsize>,
+    /// Every connection's task (its length is the number of open connections).
+    connections: TaskTracker,
     tls: Option<TlsAcceptor>,
     max_connections: Option<usize>,
     grace: Duration,
@@ -444,18 +446,21 @@ impl Server {
     /// `421 4.3.2` to idle sessions, lets messages in flight finish within the grace period,
     /// then closes what is left. Returns when every connection is gone.
     pub async fn serve_with_shutdown(self, signal: impl Future<Output = ()>) -> Result<(), Error> {
-        let (stop_tx, stop_rx) = watch::channel(false);
+        // `stop`: stop accepting, and ask each session to end politely. `kill`: the grace
+        // period is over, drop what is left.
+        let stop = CancellationToken::new();
+        let kill = CancellationToken::new();
         let limit = self.max_connections.map(|n| Arc::new(Semaphore::new(n)));
         let ids = Arc::new(AtomicU64::new(1));
         let mut accepting = JoinSet::new();
-        let conns = Arc::new(std::sync::Mutex::new(JoinSet::new()));
+        let connections = self.connections;
         for listener in self.listeners {
             let ctx = ConnContext {
                 config: Arc::clone(&listener.config),
                 handler: Arc::clone(&listener.handler),
                 tls: self.tls.clone(),
                 implicit_tls: listener.implicit_tls,
-                shutdown: stop_rx.clone(),
+                shutdown: stop.clone(),
                 auth_failure_delay: self.auth_failure_delay,
             };
             let accept = AcceptLoop {
@@ -463,29 +468,32 @@ impl Server {
                 ctx,
                 limit: limit.clone(),
                 ids: Arc::clone(&ids),
-                open: Arc::clone(&self.open),
-                conns: Arc::clone(&conns),
+                connections: connections.clone(),
+                kill: kill.clone(),
             };
-            let mut stop = stop_rx.clone();
+            let stop = stop.clone();
             accepting.spawn(async move {
                 tokio::select! {
                     () = accept.run() => {}
-                    _ = stop.wait_for(|s| *s) => {}
+                    () = stop.cancelled() => {}
                 }
             });
         }
         signal.await;
         info!("shutting down");
-        let _ = stop_tx.send(true);
+        stop.cancel();
         accepting.shutdown().await;
-        let mut conns = std::mem::take(&mut *conns.lock().unwrap_or_else(|e| e.into_inner()));
-        let drained = tokio::time::timeout(self.grace, async {
-            while conns.join_next().await.is_some() {}
-        })
-        .await;
-        if drained.is_err() {
-            warn!(left = conns.len(), "grace period over, closing connections");
-            conns.shutdown().await;
+        connections.close();
+        if tokio::time::timeout(self.grace, connections.wait())
+            .await
+            .is_err()
+        {
+            warn!(
+                left = connections.len(),
+                "grace period over, closing connections"
+            );
+            kill.cancel();
+            connections.wait().await;
         }
         Ok(())
     }
@@ -497,15 +505,16 @@ impl Server {
     #[must_use = "dropping the handle shuts the server down; keep it for as long as the server should run"]
     pub fn spawn(self) -> ServerHandle {
         let addrs = self.local_addrs();
-        let open = Arc::clone(&self.open);
-        let (tx, mut rx) = watch::channel(false);
+        let connections = self.connections.clone();
+        let stop = CancellationToken::new();
+        let signal = stop.clone();
         let task = tokio::spawn(self.serve_with_shutdown(async move {
-            let _ = rx.wait_for(|s| *s).await;
+            signal.cancelled().await;
         }));
         ServerHandle {
             addrs,
-            open,
-            stop: tx,
+            connections,
+            stop,
             task: Some(task),
         }
     }
@@ -516,25 +525,9 @@ struct AcceptLoop {
     ctx: ConnContext,
     limit: Option<Arc<Semaphore>>,
     ids: Arc<AtomicU64>,
-    /// Connections accepted and not yet closed (TLS handshakes and refusals included).
-    open: Arc<AtomicUsize>,
-    conns: Arc<std::sync::Mutex<JoinSet<()>>>,
-}
-
-/// Counts a connection as open until dropped.
-struct OpenGuard(Arc<AtomicUsize>);
-
-impl OpenGuard {
-    fn new(open: &Arc<AtomicUsize>) -> Self {
-        open.fetch_add(1, Ordering::Relaxed);
-        Self(Arc::clone(open))
-    }
-}
-
-impl Drop for OpenGuard {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
+    connections: TaskTracker,
+    /// Cancelled when the grace period is over: every connection task ends at once.
+    kill: CancellationToken,
 }
 
 impl AcceptLoop {
@@ -562,18 +555,17 @@ impl AcceptLoop {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
-        // Reap finished connections so the set does not grow.
-        while conns.try_join_next().is_some() {}
+        let kill = self.kill.clone();
         let permit = match &self.limit {
             None => None,
             Some(limit) => match Arc::clone(limit).try_acquire_owned() {
                 Ok(permit) => Some(permit),
                 Err(_) => {
-                    let guard = OpenGuard::new(&self.open);
-                    conns.spawn(async move {
-                        refuse(stream).await;
-                        drop(guard);
+                    self.connections.spawn(async move {
+                        tokio::select! {
+                            () = refuse(stream) => {}
+                            () = kill.cancelled() => {}
+                        }
                     });
                     return;
                 }
@@ -587,11 +579,15 @@ impl AcceptLoop {
             ..SessionInfo::default()
         };
         let ctx = self.ctx.clone();
-        let guard = OpenGuard::new(&self.open);
-        conns.spawn(async move {
-            serve(stream, ctx, info).await;
+        // The connection's future is large (the whole session and its handler calls): boxed,
+        // it is built in place once instead of being copied into the task.
+        let conn = Box::pin(serve(stream, ctx, info));
+        self.connections.spawn(async move {
+            tokio::select! {
+                () = conn => {}
+                () = kill.cancelled() => {}
+            }
             drop(permit);
-            drop(guard);
         });
     }
 }
@@ -643,7 +639,7 @@ where
             "the message size limit must be at least 1 byte".into(),
         ));
     }
-    let (_stop, shutdown) = watch::channel(false);
+    let shutdown = CancellationToken::new();
     let ctx = ConnContext {
         config,
         handler,
@@ -702,8 +698,8 @@ async fn accept_error(e: std::io::Error) {
 #[must_use = "dropping the handle shuts the server down"]
 pub struct ServerHandle {
     addrs: Vec<SocketAddr>,
-    open: Arc<AtomicUsize>,
-    stop: watch::Sender<bool>,
+    connections: TaskTracker,
+    stop: CancellationToken,
     task: Option<tokio::task::JoinHandle<Result<(), Error>>>,
 }
 
@@ -721,12 +717,12 @@ impl ServerHandle {
     /// Connections accepted and not yet closed, counted by the server itself: TLS handshakes
     /// in progress and connections refused at the limit included.
     pub fn open_connections(&self) -> usize {
-        self.open.load(Ordering::Relaxed)
+        self.connections.len()
     }
 
     /// Shuts down gracefully and waits until every connection is gone.
     pub async fn shutdown(mut self) -> Result<(), Error> {
-        let _ = self.stop.send(true);
+        self.stop.cancel();
         match self.task.take() {
             Some(task) => task
                 .await
@@ -738,7 +734,7 @@ impl ServerHandle {
 
 impl Drop for ServerHandle {
     fn drop(&mut self) {
-        let _ = self.stop.send(true);
+        self.stop.cancel();
     }
 }
 

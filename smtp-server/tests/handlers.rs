@@ -147,7 +147,7 @@ async fn relay_passes_upstream_answers_back() {
         [220, 250, 250, 250, 550, 354, 250, 221],
         "the upstream's 550 for one recipient"
     );
-    let stored = common::bounded(upstream.wait_for(1)).await;
+    let stored = upstream.wait_for(1, common::WAIT).await.unwrap();
     // RFC 5321 4.4: the relay adds its Received header, then every byte of the message.
     let raw = String::from_utf8(stored[0].message.raw().to_vec()).unwrap();
     let (trace, rest) = raw.split_at(raw.find("Subject:").unwrap());
@@ -182,7 +182,7 @@ async fn relay_passes_upstream_answers_back() {
     let codes = transaction(relay.local_addr().unwrap(), &["ok@example.net"], &wire).await;
     assert_eq!(codes, [220, 250, 250, 250, 354, 250, 221]);
     assert_eq!(
-        common::bounded(upstream.wait_for(1)).await[0]
+        upstream.wait_for(1, common::WAIT).await.unwrap()[0]
             .message
             .raw()
             .as_ref(),
@@ -289,7 +289,7 @@ async fn relay_uses_tls_to_the_upstream() {
         )
         .await;
         assert_eq!(codes, [220, 250, 250, 250, 354, 250, 221]);
-        let stored = common::bounded(store.wait_for(i + 1)).await;
+        let stored = store.wait_for(i + 1, common::WAIT).await.unwrap();
         let tls = stored[i].session.tls.as_ref().expect("relayed over TLS");
         assert_eq!(tls.implicit, i == 1);
         r.shutdown().await.unwrap();
@@ -349,7 +349,7 @@ async fn delegate_overrides_only_what_it_names() {
     .await;
     assert_eq!(codes, [220, 250, 250, 550, 250, 354, 250, 221]);
     // The message went to the inner handler, with the one accepted recipient.
-    let stored = common::bounded(store.wait_for(1)).await;
+    let stored = store.wait_for(1, common::WAIT).await.unwrap();
     assert_eq!(stored[0].envelope.recipients.len(), 1);
     server.shutdown().await.unwrap();
 }
@@ -405,7 +405,7 @@ async fn wrapper_overriding_only_data_is_honoured_in_lmtp() {
         let want = if subject == "plain" { 250 } else { 552 };
         assert_eq!(second.0, want, "{}", second.1);
     }
-    let stored = common::bounded(store.wait_for(2)).await;
+    let stored = store.wait_for(2, common::WAIT).await.unwrap();
     for m in &stored {
         assert!(
             m.message.raw().starts_with(b"X-Tag: seen\r\n"),

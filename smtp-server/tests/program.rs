@@ -538,7 +538,7 @@ async fn relay_handler_with_starttls_to_the_upstream() {
     ];
     let p = Running::start(&args, 1).await;
     assert_eq!(send_mail(p.ports[0], "").await.0, 250);
-    let stored = tokio::time::timeout(WAIT, store.wait_for(1)).await.unwrap();
+    let stored = store.wait_for(1, WAIT).await.unwrap();
     assert!(stored[0].session.tls.is_some(), "relayed over TLS");
     drop(p);
     // Trusting another certificate: the client is told to retry later, nothing leaks.

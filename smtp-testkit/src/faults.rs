@@ -199,7 +199,7 @@ impl<H: Handler> Handler for FaultHandler<H> {
             }
         }
         if self.faults.drop_at == Some(DropPoint::AfterMail) {
-            ctx.disconnect();
+            ctx.drop_connection();
             return Ok(());
         }
         self.step(Step::Mail).await?;
@@ -223,7 +223,7 @@ impl<H: Handler> Handler for FaultHandler<H> {
             ));
         }
         if self.faults.drop_at == Some(DropPoint::AfterRcpt) {
-            ctx.disconnect();
+            ctx.drop_connection();
             return Ok(());
         }
         self.step(Step::Rcpt).await?;
@@ -234,7 +234,7 @@ impl<H: Handler> Handler for FaultHandler<H> {
     async fn data(&self, ctx: &mut Context, mut body: Body) -> Result<(), Reply> {
         if self.faults.drop_at == Some(DropPoint::MidData) {
             let _ = body.chunk().await;
-            ctx.disconnect();
+            ctx.drop_connection();
             return Err(Reply::LOCAL_ERROR);
         }
         self.step(Step::Data).await?;
@@ -244,7 +244,7 @@ impl<H: Handler> Handler for FaultHandler<H> {
             .unwrap_or_else(|e| e.into_inner())
             .accepted += 1;
         if self.faults.drop_at == Some(DropPoint::AfterData) {
-            ctx.disconnect();
+            ctx.drop_connection();
         }
         Ok(())
     }

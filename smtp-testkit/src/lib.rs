@@ -41,8 +41,8 @@ pub use server::{
     Mail, MailEnvelope, Recorder, Subscription, TestServer, TestServerBuilder, TestTls, WaitError,
 };
 pub use smtp_proto;
-/// The virtual-clock pair lives beside the session (`smtp_proto::testing`), so that the
-/// protocol tests run on smtp-proto alone; it is re-exported here, where tests look for it.
+// The virtual-clock pair lives beside the session (`smtp_proto::testing`), so that the
+// protocol tests run on smtp-proto alone; it is re-exported here, where tests look for it.
 pub use smtp_proto::testing::{Decision, Pair, Peer, Received, drive};
 pub use smtp_server;
 
