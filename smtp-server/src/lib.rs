@@ -43,13 +43,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod blackhole;
 mod body;
 mod driver;
 mod error;
 mod handler;
 mod handlers;
-mod relay;
 mod server;
 mod tls;
 
@@ -60,13 +58,14 @@ pub use error::{BodyError, Error};
 #[doc(hidden)]
 pub use handler::AsDynHandler;
 pub use handler::{Context, Extensions, Handler, SessionInfo, TlsInfo, VRFY_CANNOT};
+pub use handlers::Relay;
+pub use handlers::blackhole;
 pub use handlers::{
     Accounts, Debugging, Maildir, Memory, Sink, Stored, received_header, rfc5322_date,
     with_protocol,
 };
 /// The MIME parser behind [`Message::parsed`], for its types.
 pub use mail_parser;
-pub use relay::Relay;
 pub use server::{Listen, Server, ServerBuilder, ServerHandle, default_hostname, serve_stream};
 pub use smtp_proto;
 pub use tls::{load_pem, load_pem_files};

@@ -8,19 +8,22 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod handlers;
+mod privileges;
 mod settings;
+
+use handlers::{build_handler, configure};
+use privileges::drop_privileges;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{ArgAction, Parser};
-use settings::{HandlerSpec, ListenerSpec, Profile, RelayTls, Settings};
-use smtp_server::blackhole::{self, Blackhole};
-use smtp_server::smtp_proto::{Config, Credentials, Reply};
+use settings::{ListenerSpec, Profile, Settings};
+use smtp_server::smtp_proto::{Credentials, Reply};
 use smtp_server::{
-    Accounts, Context, Debugging, Handler, Listen, Maildir, Relay, Server, Sink, async_trait,
-    default_hostname, load_pem_files,
+    Accounts, Context, Handler, Listen, Server, async_trait, default_hostname, load_pem_files,
 };
 
 /// An embeddable ESMTP/LMTP server, as a program. Settings come from --config FILE (TOML),
@@ -215,202 +218,6 @@ impl Handler for Program {
 fn fail(message: impl std::fmt::Display) -> ! {
     eprintln!("smtp-server: {message}");
     std::process::exit(2);
-}
-
-/// The handler a profile asks for, and the Maildir directory it writes to (if it is one).
-fn build_handler(
-    p: &Profile,
-    hostname: &str,
-) -> Result<(Arc<dyn Handler>, Option<PathBuf>), String> {
-    let spec = p.handler.clone().unwrap_or(HandlerSpec::Debug);
-    let blackhole_only =
-        p.delay.is_some() || p.code.is_some() || p.seed.is_some() || p.switches.is_some();
-    if blackhole_only && !matches!(spec, HandlerSpec::Blackhole(_)) {
-        return Err(
-            "delay, code, seed and switches apply to the accept, bounce, tempfail and random \
-             handlers only"
-                .into(),
-        );
-    }
-    if let (HandlerSpec::Blackhole(blackhole::Mode::TempFail), Some(codes)) = (&spec, &p.code)
-        && !codes.iter().any(|c| (400..500).contains(c))
-    {
-        return Err(format!(
-            "tempfail answers 4xx codes, and code {codes:?} has none (use bounce for 5xx)"
-        ));
-    }
-    if p.keep_crlf.is_some() && !matches!(spec, HandlerSpec::Maildir(_)) {
-        return Err("keep_crlf applies to the maildir handler only".into());
-    }
-    if (p.relay_tls.is_some() || p.relay_ca.is_some()) && !matches!(spec, HandlerSpec::Relay(_)) {
-        return Err("relay_tls and relay_ca apply to the relay handler only".into());
-    }
-    Ok(match spec {
-        HandlerSpec::Debug => (Arc::new(Debugging::stdout()), None),
-        HandlerSpec::Sink => (Arc::new(Sink), None),
-        HandlerSpec::Blackhole(mode) => {
-            let mut b = Blackhole::new(mode).switches(p.switches.unwrap_or(true));
-            if let Some(d) = p.delay {
-                b = b.delay(d);
-            }
-            if let Some(codes) = &p.code {
-                b = b.codes(codes).map_err(|e| e.to_string())?;
-            }
-            if let Some(seed) = p.seed {
-                b = b.seed(seed);
-            }
-            (Arc::new(b), None)
-        }
-        HandlerSpec::Maildir(dir) => {
-            let m = Maildir::new(&dir).map_err(|e| format!("maildir {}: {e}", dir.display()))?;
-            let m = m.hostname(hostname).keep_crlf(p.keep_crlf.unwrap_or(false));
-            (Arc::new(m), Some(dir))
-        }
-        HandlerSpec::Relay(upstream) => {
-            check_upstream(&upstream)?;
-            (Arc::new(relay(&upstream, p, hostname)?), None)
-        }
-    })
-}
-
-/// A relay's upstream must be HOST:PORT (a port is required: there is no default worth
-/// guessing between 25, 587 and a test port).
-fn check_upstream(upstream: &str) -> Result<(), String> {
-    let bad =
-        || format!("relay {upstream:?}: expected HOST:PORT, such as 127.0.0.1:25 or [::1]:2525");
-    let (host, port) = upstream.rsplit_once(':').ok_or_else(bad)?;
-    let host = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    if host.is_empty() || host.contains(':') && !upstream.starts_with('[') {
-        return Err(bad());
-    }
-    match port.parse::<u16>() {
-        Ok(p) if p > 0 => Ok(()),
-        _ => Err(bad()),
-    }
-}
-
-/// The relay handler, with TLS to its upstream if the profile asks for it: the upstream's
-/// certificate must verify against `relay_ca` for the host part of its address.
-fn relay(upstream: &str, p: &Profile, hostname: &str) -> Result<Relay, String> {
-    use smtp_server::rustls;
-    use smtp_server::rustls::pki_types::CertificateDer;
-    use smtp_server::rustls::pki_types::pem::PemObject;
-    let relay = Relay::new(upstream).hostname(hostname);
-    let Some(mode) = p.relay_tls else {
-        return Ok(relay);
-    };
-    let Some(ca) = &p.relay_ca else {
-        return Err("relay_tls needs relay_ca (a PEM file of the certificates to trust)".into());
-    };
-    let mut roots = rustls::RootCertStore::empty();
-    let certs = CertificateDer::pem_file_iter(ca)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("relay_ca {}: {e}", ca.display()))?;
-    let (added, _) = roots.add_parsable_certificates(certs);
-    if added == 0 {
-        return Err(format!("relay_ca {}: no certificate", ca.display()));
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let host = upstream.rsplit_once(':').map_or(upstream, |(h, _)| h);
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let relay = match mode {
-        RelayTls::StartTls => relay.starttls(Arc::new(config), host),
-        RelayTls::Implicit => relay.implicit_tls(Arc::new(config), host),
-    };
-    relay.map_err(|e| e.to_string())
-}
-
-/// The session configuration a profile asks for, applied after the builder's.
-fn configure(p: &Profile, hostname: &str) -> impl Fn(&mut Config) + Send + Sync + 'static {
-    let p = p.clone();
-    let hostname = hostname.to_string();
-    move |c: &mut Config| {
-        c.hostname = hostname.clone();
-        if p.lmtp == Some(true) {
-            c.protocol = smtp_proto::Protocol::Lmtp;
-        }
-        c.proxy_protocol = p.proxy_protocol.unwrap_or(false);
-        c.tls.required = p.require_tls.unwrap_or(false);
-        c.auth.required = p.auth_required.unwrap_or(false);
-        c.auth.allow_insecure = p.allow_insecure_auth.unwrap_or(false);
-        if let Some(size) = p.size {
-            c.limits.message_size = size;
-        }
-        if let Some(n) = p.max_recipients {
-            c.limits.recipients = n;
-        }
-        if let Some(t) = p.timeout {
-            c.timeouts.command = t;
-            c.timeouts.data = t;
-        }
-    }
-}
-
-/// Switches to `user` and `group` for good (after binding), first giving them the Maildir
-/// directories made while still privileged.
-fn drop_privileges(
-    user: Option<&str>,
-    group: Option<&str>,
-    dirs: &[PathBuf],
-) -> Result<(), String> {
-    use nix::unistd::{Gid, Group, Uid, User, setgid, setgroups, setuid};
-    if user.is_none() && group.is_none() {
-        return Ok(());
-    }
-    let user = match user {
-        None => None,
-        Some(name) => {
-            let found = match name.parse::<u32>() {
-                Ok(n) => User::from_uid(Uid::from_raw(n)),
-                Err(_) => User::from_name(name),
-            };
-            Some(
-                found
-                    .map_err(|e| format!("user {name}: {e}"))?
-                    .ok_or_else(|| format!("user {name}: no such user"))?,
-            )
-        }
-    };
-    let gid = match (group, &user) {
-        (Some(name), _) => {
-            let found = match name.parse::<u32>() {
-                Ok(n) => Group::from_gid(Gid::from_raw(n)),
-                Err(_) => Group::from_name(name),
-            };
-            found
-                .map_err(|e| format!("group {name}: {e}"))?
-                .ok_or_else(|| format!("group {name}: no such group"))?
-                .gid
-        }
-        (None, Some(u)) => u.gid,
-        (None, None) => Gid::current(),
-    };
-    let uid = user.as_ref().map(|u| u.uid);
-    for dir in dirs {
-        for sub in ["", "tmp", "new", "cur"] {
-            std::os::unix::fs::chown(dir.join(sub), uid.map(Uid::as_raw), Some(gid.as_raw()))
-                .map_err(|e| format!("chown {}: {e}", dir.join(sub).display()))?;
-        }
-    }
-    if Uid::effective().is_root() {
-        setgroups(&[gid]).map_err(|e| format!("setgroups: {e}"))?;
-    }
-    setgid(gid).map_err(|e| format!("setgid {gid}: {e}"))?;
-    if let Some(uid) = uid {
-        setuid(uid).map_err(|e| format!("setuid {uid}: {e}"))?;
-        if !uid.is_root() && setuid(Uid::from_raw(0)).is_ok() {
-            return Err("privileges could not be dropped".into());
-        }
-    }
-    Ok(())
 }
 
 async fn run(s: Settings) -> Result<(), String> {

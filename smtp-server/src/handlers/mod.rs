@@ -1,0 +1,17 @@
+//! The bundled handlers, one file each: [`Sink`], [`Debugging`], [`Memory`], [`Maildir`],
+//! [`Relay`], [`Blackhole`](blackhole::Blackhole), and [`Accounts`] for AUTH.
+
+mod accounts;
+pub mod blackhole;
+mod maildir;
+mod memory;
+mod relay;
+mod sink;
+mod trace;
+
+pub use accounts::Accounts;
+pub use maildir::Maildir;
+pub use memory::{Memory, Stored};
+pub use relay::Relay;
+pub use sink::{Debugging, Sink};
+pub use trace::{received_header, rfc5322_date, with_protocol};
