@@ -1,7 +1,5 @@
 //! Errors of the wire layer. A command syntax error is not a failure of the server: it carries
-//! the [`Reply`] that answers it ([`ParseError::reply`]).
-
-use crate::reply::{EnhancedStatus, Reply};
+//! the [`Reply`](crate::Reply) that answers it ([`ParseError::reply`]).
 
 /// Why a command line could not be parsed; [`ParseError::reply`] gives the answer to send.
 #[non_exhaustive]
@@ -55,39 +53,6 @@ pub enum AddressError {
     /// Path over 256 octets (RFC 5321 4.5.3.1.3).
     #[error("path longer than 256 octets")]
     PathTooLong,
-}
-
-const fn st(class: u8, subject: u16, detail: u16) -> Option<EnhancedStatus> {
-    Some(EnhancedStatus::new(class, subject, detail))
-}
-
-impl ParseError {
-    /// The reply a server sends for this error.
-    pub fn reply(&self) -> Reply {
-        match *self {
-            Self::UnknownCommand => Reply::UNKNOWN_COMMAND,
-            Self::InvalidUtf8 => Reply::const_new(500, st(5, 5, 2), "Invalid UTF-8 in command"),
-            Self::Syntax { usage } => Reply::new(501, st(5, 5, 4), format!("Syntax: {usage}")),
-            Self::BadSender(e) => Reply::new(553, st(5, 1, 7), format!("Bad sender address: {e}")),
-            Self::BadRecipient(e) => {
-                Reply::new(553, st(5, 1, 3), format!("Bad recipient address: {e}"))
-            }
-            Self::Utf8AddressWithoutSmtputf8 => Reply::const_new(
-                553,
-                st(5, 6, 7),
-                "Non-ASCII address requires the SMTPUTF8 parameter",
-            ),
-            Self::UnknownParameter => Reply::const_new(
-                555,
-                st(5, 5, 4),
-                "MAIL FROM/RCPT TO parameters not recognized or not implemented",
-            ),
-            Self::DuplicateParameter(p) => {
-                Reply::new(501, st(5, 5, 4), format!("Duplicate parameter {p}"))
-            }
-            Self::BadParameter(p) => Reply::new(501, st(5, 5, 4), format!("Bad {p} parameter")),
-        }
-    }
 }
 
 /// Why a reply could not be parsed.
@@ -148,16 +113,4 @@ pub enum SaslError {
     /// A decoded field is not UTF-8.
     #[error("credentials are not UTF-8")]
     Utf8,
-}
-
-impl SaslError {
-    /// The reply for this error: `501 5.5.2` (RFC 4954 4, "cannot decode base64").
-    pub fn reply(&self) -> Reply {
-        match self {
-            Self::Base64 => Reply::const_new(501, st(5, 5, 2), "Cannot decode response"),
-            Self::Plain | Self::Utf8 => {
-                Reply::const_new(501, st(5, 5, 2), "Malformed authentication response")
-            }
-        }
-    }
 }

@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use crate::error::ReplyError;
+use crate::error::{ParseError, ReplyError, SaslError};
 
 /// An RFC 3463 enhanced status code, `class.subject.detail` (for example `5.1.1`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -302,6 +302,38 @@ impl fmt::Display for Reply {
     }
 }
 
+impl ParseError {
+    /// The reply a server sends for this error.
+    pub fn reply(&self) -> Reply {
+        let st = |s: u16, d: u16| Some(EnhancedStatus::new(5, s, d));
+        match *self {
+            Self::UnknownCommand => Reply::UNKNOWN_COMMAND,
+            Self::InvalidUtf8 => Reply::INVALID_UTF8,
+            Self::Syntax { usage } => Reply::new(501, st(5, 4), format!("Syntax: {usage}")),
+            Self::BadSender(e) => Reply::new(553, st(1, 7), format!("Bad sender address: {e}")),
+            Self::BadRecipient(e) => {
+                Reply::new(553, st(1, 3), format!("Bad recipient address: {e}"))
+            }
+            Self::Utf8AddressWithoutSmtputf8 => Reply::UTF8_ADDRESS_WITHOUT_SMTPUTF8,
+            Self::UnknownParameter => Reply::PARAMETER_NOT_ALLOWED,
+            Self::DuplicateParameter(p) => {
+                Reply::new(501, st(5, 4), format!("Duplicate parameter {p}"))
+            }
+            Self::BadParameter(p) => Reply::new(501, st(5, 4), format!("Bad {p} parameter")),
+        }
+    }
+}
+
+impl SaslError {
+    /// The reply for this error: `501 5.5.2` (RFC 4954 4, "cannot decode base64").
+    pub fn reply(&self) -> Reply {
+        match self {
+            Self::Base64 => Reply::SASL_UNDECODABLE,
+            Self::Plain | Self::Utf8 => Reply::SASL_MALFORMED,
+        }
+    }
+}
+
 impl std::str::FromStr for Reply {
     type Err = ReplyError;
 
@@ -351,6 +383,38 @@ macro_rules! replies {
 }
 
 replies! {
+    /// `214 2.0.0 See RFC 5321`: the answer to HELP.
+    HELP = 214 (2, 0, 0) "See RFC 5321";
+    /// `252 2.5.0`: the answer to VRFY that promises nothing (RFC 5321 3.5.3).
+    VRFY_CANNOT = 252 (2, 5, 0) "Cannot VRFY user, but will accept message and attempt delivery";
+    /// `421 4.7.0`: too many bad commands in a row, or a command over its limit; then close.
+    TOO_MANY_ERRORS = 421 (4, 7, 0) "Too many errors, closing transmission channel";
+    /// `421 4.7.0`: the connection's message limit is reached; then close.
+    TOO_MANY_MESSAGES = 421 (4, 7, 0) "Too many messages, closing transmission channel";
+    /// `500 5.5.2`: a command line that is not UTF-8.
+    INVALID_UTF8 = 500 (5, 5, 2) "Invalid UTF-8 in command";
+    /// `500 5.5.1`: HELO or EHLO in LMTP (RFC 2033 4.1).
+    USE_LHLO = 500 (5, 5, 1) "Use LHLO in LMTP";
+    /// `500 5.5.1`: LHLO in SMTP.
+    USE_EHLO = 500 (5, 5, 1) "LHLO is for LMTP";
+    /// `501 5.5.2`: an AUTH response that is not base64 (RFC 4954 4).
+    SASL_UNDECODABLE = 501 (5, 5, 2) "Cannot decode response";
+    /// `501 5.5.2`: an AUTH response that decodes to nonsense (PLAIN without its NULs).
+    SASL_MALFORMED = 501 (5, 5, 2) "Malformed authentication response";
+    /// `501 5.0.0`: the client cancelled AUTH with `*` (RFC 4954 4).
+    AUTH_CANCELLED = 501 (5, 0, 0) "Authentication cancelled";
+    /// `503 5.5.1`: STARTTLS when TLS is already active.
+    ALREADY_TLS = 503 (5, 5, 1) "TLS already active";
+    /// `503 5.5.1`: DATA for a `BODY=BINARYMIME` transaction (RFC 3030 3).
+    BINARYMIME_NEEDS_BDAT = 503 (5, 5, 1) "BINARYMIME requires BDAT";
+    /// `553 5.6.7`: a non-ASCII recipient without SMTPUTF8 (RFC 6531 3.5).
+    NON_ASCII_RECIPIENT = 553 (5, 6, 7) "Non-ASCII recipient requires the SMTPUTF8 parameter";
+    /// `553 5.6.7`: a non-ASCII address without SMTPUTF8 (RFC 6531 3.4).
+    UTF8_ADDRESS_WITHOUT_SMTPUTF8 = 553 (5, 6, 7) "Non-ASCII address requires the SMTPUTF8 parameter";
+    /// `554 5.5.1`: DATA when every RCPT was refused.
+    NO_VALID_RECIPIENTS = 554 (5, 5, 1) "No valid recipients";
+    /// `555 5.5.4`: a parameter of an extension not announced, or not known (RFC 5321 4.1.1.11).
+    PARAMETER_NOT_ALLOWED = 555 (5, 5, 4) "MAIL FROM/RCPT TO parameters not recognized or not implemented";
     /// `550 5.1.1 No such user`: the recipient does not exist (RFC 3463 3.2).
     NO_SUCH_USER = 550 (5, 1, 1) "No such user";
     /// `550 5.2.1 Mailbox unavailable`: it exists but takes no mail.

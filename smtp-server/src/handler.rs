@@ -9,8 +9,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use smtp_proto::{
-    Credentials, EnhancedStatus, Envelope, ForwardPath, MailParams, ProxyInfo, RcptParams, Reply,
-    ReversePath,
+    Credentials, Envelope, ForwardPath, MailParams, ProxyInfo, RcptParams, Reply, ReversePath,
 };
 
 use crate::body::Body;
@@ -135,12 +134,9 @@ pub struct TlsInfo {
     pub implicit: bool,
 }
 
-/// `252 2.5.0`: the answer to VRFY that promises nothing (RFC 5321 3.5.3).
-pub const VRFY_CANNOT: Reply = Reply::const_new(
-    252,
-    Some(EnhancedStatus::new(2, 5, 0)),
-    "Cannot VRFY user, but will accept message and attempt delivery",
-);
+/// `252 2.5.0`: the answer to VRFY that promises nothing (RFC 5321 3.5.3);
+/// [`Reply::VRFY_CANNOT`].
+pub const VRFY_CANNOT: Reply = Reply::VRFY_CANNOT;
 
 /// Typed per-connection state, one value per type (as `http::Extensions`): what a handler
 /// keeps between the calls of one connection (an upstream connection, a counter), without a

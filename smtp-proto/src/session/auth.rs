@@ -38,7 +38,7 @@ impl Session {
         let response = match initial.map(|r| decode_sasl_response(r.as_bytes())) {
             None => None,
             Some(Ok(SaslResponse::Data(d))) => Some(d),
-            Some(Ok(SaslResponse::Cancel)) => return self.error(AUTH_CANCELLED),
+            Some(Ok(SaslResponse::Cancel)) => return self.error(Reply::AUTH_CANCELLED),
             Some(Err(e)) => return self.error(e.reply()),
         };
         self.errors = 0;
@@ -52,7 +52,7 @@ impl Session {
             Ok(SaslResponse::Data(d)) => self.auth_step(Some(d)),
             Ok(SaslResponse::Cancel) => {
                 self.end_auth();
-                self.error(AUTH_CANCELLED);
+                self.error(Reply::AUTH_CANCELLED);
             }
             Err(e) => {
                 self.end_auth();

@@ -54,7 +54,7 @@ impl Session {
                 .iter()
                 .any(|(verb, max)| verb.eq_ignore_ascii_case(VERBS[i]) && count > *max);
             if over {
-                self.send(TOO_MANY_ERRORS);
+                self.send(Reply::TOO_MANY_ERRORS);
                 return self.close(CloseReason::TooManyErrors);
             }
         }
@@ -122,7 +122,7 @@ impl Session {
                 );
             }
             Command::Expn { .. } => self.error(Reply::NOT_IMPLEMENTED),
-            Command::Help { .. } if self.config.extensions.help => self.ok(HELP),
+            Command::Help { .. } if self.config.extensions.help => self.ok(Reply::HELP),
             Command::Help { .. } => self.error(Reply::NOT_IMPLEMENTED),
             Command::StartTls => self.starttls(),
             Command::Auth {
@@ -141,8 +141,8 @@ impl Session {
     pub(super) fn hello(&mut self, kind: HelloKind, name: &str) {
         let lmtp = self.config.protocol == Protocol::Lmtp;
         match kind {
-            HelloKind::Lhlo if !lmtp => return self.error(USE_EHLO),
-            HelloKind::Helo | HelloKind::Ehlo if lmtp => return self.error(USE_LHLO),
+            HelloKind::Lhlo if !lmtp => return self.error(Reply::USE_EHLO),
+            HelloKind::Helo | HelloKind::Ehlo if lmtp => return self.error(Reply::USE_LHLO),
             _ => {}
         }
         if self.envelope.in_transaction() || self.bdat_size.is_some() {
@@ -174,7 +174,7 @@ impl Session {
         if let Some(max) = self.config.limits.transactions
             && self.messages >= max
         {
-            self.send(TOO_MANY_MESSAGES);
+            self.send(Reply::TOO_MANY_MESSAGES);
             return self.close(CloseReason::TooManyMessages);
         }
         let config = Arc::clone(&self.config);
@@ -193,7 +193,7 @@ impl Session {
             && (params.auth.is_none() || !config.auth.mechanisms.is_empty())
             && (!params.requiretls || x.requiretls && self.tls);
         if !allowed {
-            return self.error(PARAM_NOT_ALLOWED);
+            return self.error(Reply::PARAMETER_NOT_ALLOWED);
         }
         // RFC 1870 6: a declared size over the limit is refused before any data.
         if params.size.is_some_and(|n| n > config.limits.message_size) {
@@ -212,11 +212,11 @@ impl Session {
         }
         let ehlo = !matches!(self.hello, Some((HelloKind::Helo, _)));
         if params != RcptParams::default() && (!ehlo || !self.config.extensions.dsn) {
-            return self.error(PARAM_NOT_ALLOWED);
+            return self.error(Reply::PARAMETER_NOT_ALLOWED);
         }
         // RFC 6531 3.5: a non-ASCII recipient needs an SMTPUTF8 transaction.
         if to.mailbox().is_some_and(|m| !m.is_ascii()) && !self.envelope.params.smtputf8 {
-            return self.error(NON_ASCII_RECIPIENT);
+            return self.error(Reply::NON_ASCII_RECIPIENT);
         }
         if self.envelope.recipients.len() >= self.config.limits.recipients {
             self.errors = 0;
@@ -234,13 +234,13 @@ impl Session {
         }
         if self.envelope.recipients.is_empty() {
             return self.error(if self.rcpt_refused {
-                NO_VALID_RECIPIENTS
+                Reply::NO_VALID_RECIPIENTS
             } else {
                 Reply::BAD_SEQUENCE
             });
         }
         if self.envelope.params.body == Some(BodyType::BinaryMime) {
-            return self.error(BINARYMIME_NEEDS_BDAT);
+            return self.error(Reply::BINARYMIME_NEEDS_BDAT);
         }
         self.errors = 0;
         self.send(Reply::START_DATA);
@@ -271,7 +271,7 @@ impl Session {
             // RFC 3030 2: the chunk is still read, then refused.
             discard(self);
             let reply = if self.envelope.in_transaction() && self.rcpt_refused {
-                NO_VALID_RECIPIENTS
+                Reply::NO_VALID_RECIPIENTS
             } else {
                 Reply::BAD_SEQUENCE
             };
@@ -301,7 +301,11 @@ impl Session {
         if last {
             self.message_end(size);
         } else {
-            let reply = Reply::new(250, st(2, 0, 0), format!("{size} octets received"));
+            let reply = Reply::new(
+                250,
+                Some(crate::EnhancedStatus::new(2, 0, 0)),
+                format!("{size} octets received"),
+            );
             self.send(reply);
         }
     }
@@ -338,7 +342,7 @@ impl Session {
             return self.error(Reply::NOT_IMPLEMENTED);
         }
         if self.tls {
-            return self.error(ALREADY_TLS);
+            return self.error(Reply::ALREADY_TLS);
         }
         self.errors = 0;
         self.send(Reply::READY_TO_START_TLS);

@@ -41,7 +41,7 @@ impl Session {
             }
             Some(Pending::Mail { .. }) => Reply::SENDER_OK,
             Some(Pending::Rcpt { .. }) => Reply::RECIPIENT_OK,
-            Some(Pending::Vrfy) => VRFY_DEFAULT,
+            Some(Pending::Vrfy) => Reply::VRFY_CANNOT,
             Some(Pending::MessageEnd) => Reply::MESSAGE_ACCEPTED,
         };
         self.reply(now, reply)
@@ -149,7 +149,7 @@ impl Session {
                 self.send(reply);
                 self.auth_failures += 1;
                 if self.auth_failures >= self.config.limits.auth_failures {
-                    self.send(TOO_MANY_ERRORS);
+                    self.send(Reply::TOO_MANY_ERRORS);
                     self.close(CloseReason::TooManyErrors);
                 }
             }
@@ -228,7 +228,7 @@ impl Session {
         self.send(reply);
         self.errors += 1;
         if self.errors >= self.config.limits.errors {
-            self.send(TOO_MANY_ERRORS);
+            self.send(Reply::TOO_MANY_ERRORS);
             self.close(CloseReason::TooManyErrors);
         }
     }

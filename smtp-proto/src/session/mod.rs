@@ -67,7 +67,7 @@ use crate::event::{
 use crate::line::{Framed, LineFramer};
 use crate::params::{BodyType, MailParams, RcptParams};
 use crate::proxy::ProxyHeader;
-use crate::reply::{EnhancedStatus, Reply};
+use crate::reply::Reply;
 mod auth;
 mod commands;
 mod decision;
@@ -76,43 +76,6 @@ mod transcript;
 use crate::sasl::{
     LoginExchange, PlainExchange, SaslExchange, SaslResponse, SaslStep, decode_sasl_response,
 };
-
-const fn st(class: u8, subject: u16, detail: u16) -> Option<EnhancedStatus> {
-    Some(EnhancedStatus::new(class, subject, detail))
-}
-
-const NO_VALID_RECIPIENTS: Reply = Reply::const_new(554, st(5, 5, 1), "No valid recipients");
-const BINARYMIME_NEEDS_BDAT: Reply = Reply::const_new(503, st(5, 5, 1), "BINARYMIME requires BDAT");
-const PARAM_NOT_ALLOWED: Reply = Reply::const_new(
-    555,
-    st(5, 5, 4),
-    "MAIL FROM/RCPT TO parameters not recognized or not implemented",
-);
-const TOO_MANY_ERRORS: Reply = Reply::const_new(
-    421,
-    st(4, 7, 0),
-    "Too many errors, closing transmission channel",
-);
-const TOO_MANY_MESSAGES: Reply = Reply::const_new(
-    421,
-    st(4, 7, 0),
-    "Too many messages, closing transmission channel",
-);
-const AUTH_CANCELLED: Reply = Reply::const_new(501, st(5, 0, 0), "Authentication cancelled");
-const VRFY_DEFAULT: Reply = Reply::const_new(
-    252,
-    st(2, 5, 0),
-    "Cannot VRFY user, but will accept message and attempt delivery",
-);
-const HELP: Reply = Reply::const_new(214, st(2, 0, 0), "See RFC 5321");
-const ALREADY_TLS: Reply = Reply::const_new(503, st(5, 5, 1), "TLS already active");
-const USE_LHLO: Reply = Reply::const_new(500, st(5, 5, 1), "Use LHLO in LMTP");
-const USE_EHLO: Reply = Reply::const_new(500, st(5, 5, 1), "LHLO is for LMTP");
-const NON_ASCII_RECIPIENT: Reply = Reply::const_new(
-    553,
-    st(5, 6, 7),
-    "Non-ASCII recipient requires the SMTPUTF8 parameter",
-);
 
 /// Where the session is in the conversation.
 enum Phase {
@@ -175,8 +138,21 @@ const CRLF: Bytes = Bytes::from_static(b"\r\n");
 
 /// The verbs a per-connection limit can name, in the order of the counters.
 const VERBS: [&str; 15] = [
-    "HELO", "EHLO", "LHLO", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "NOOP", "QUIT", "VRFY", "EXPN",
-    "HELP", "STARTTLS", "AUTH",
+    "HELO",
+    "EHLO",
+    "LHLO",
+    "MAIL",
+    "RCPT",
+    "DATA",
+    "BDAT",
+    "RSET",
+    "NOOP",
+    "QUIT",
+    "VRFY",
+    "EXPN",
+    "HELP",
+    "STARTTLS",
+    "AUTH",
 ];
 
 /// One server-side SMTP or LMTP connection, as a state machine.
