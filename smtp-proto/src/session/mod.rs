@@ -138,21 +138,8 @@ const CRLF: Bytes = Bytes::from_static(b"\r\n");
 
 /// The verbs a per-connection limit can name, in the order of the counters.
 const VERBS: [&str; 15] = [
-    "HELO",
-    "EHLO",
-    "LHLO",
-    "MAIL",
-    "RCPT",
-    "DATA",
-    "BDAT",
-    "RSET",
-    "NOOP",
-    "QUIT",
-    "VRFY",
-    "EXPN",
-    "HELP",
-    "STARTTLS",
-    "AUTH",
+    "HELO", "EHLO", "LHLO", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "NOOP", "QUIT", "VRFY", "EXPN",
+    "HELP", "STARTTLS", "AUTH",
 ];
 
 /// One server-side SMTP or LMTP connection, as a state machine.

@@ -88,7 +88,7 @@ impl FromStr for Mode {
 /// assert_eq!(range.max(), Duration::from_secs(1));
 /// assert!("3,1".parse::<Delay>().is_err());
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Delay {
     min: Duration,
     max: Duration,

@@ -248,7 +248,7 @@ async fn run(s: Settings) -> Result<(), String> {
     };
     // Listeners with the same handler settings share one handler (one Maildir, one random
     // sequence).
-    let mut handlers: HashMap<String, Arc<dyn Handler>> = HashMap::new();
+    let mut handlers: HashMap<Profile, Arc<dyn Handler>> = HashMap::new();
     let mut maildirs = Vec::new();
     for l in listeners {
         let p = l.profile.over(&s.defaults);
@@ -268,22 +268,19 @@ async fn run(s: Settings) -> Result<(), String> {
             ));
         }
         let hostname = p.hostname.clone().unwrap_or_else(|| machine.clone());
-        // Only what build_handler reads.
-        let key = format!(
-            "{:?}",
-            Profile {
-                handler: p.handler.clone(),
-                hostname: Some(hostname.clone()),
-                delay: p.delay,
-                code: p.code.clone(),
-                seed: p.seed,
-                switches: p.switches,
-                relay_tls: p.relay_tls,
-                relay_ca: p.relay_ca.clone(),
-                keep_crlf: p.keep_crlf,
-                ..Profile::default()
-            }
-        );
+        // The key: only what build_handler reads (a typed value, hashed).
+        let key = Profile {
+            handler: p.handler.clone(),
+            hostname: Some(hostname.clone()),
+            delay: p.delay,
+            code: p.code.clone(),
+            seed: p.seed,
+            switches: p.switches,
+            relay_tls: p.relay_tls,
+            relay_ca: p.relay_ca.clone(),
+            keep_crlf: p.keep_crlf,
+            ..Profile::default()
+        };
         let inner = match handlers.get(&key) {
             Some(h) => Arc::clone(h),
             None => {

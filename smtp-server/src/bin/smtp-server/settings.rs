@@ -39,7 +39,7 @@ impl HandlerSpec {
 }
 
 /// What one listener does; unset values come from the top level, then the defaults.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub(crate) struct Profile {
     pub(crate) name: Option<String>,
     pub(crate) hostname: Option<String>,
