@@ -195,9 +195,8 @@ impl InFlight {
             return;
         };
         if self.done.is_some() {
-            if tx.send(piece).await.is_err() {
-                self.tx = None;
-            }
+            // The handler returned: whatever it kept of the body, it reads no more.
+            self.tx = None;
             return;
         }
         tokio::select! {
@@ -310,6 +309,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
                 return Ok(());
             }
             self.read().await?;
+            // The message's handler may have run (and asked to drop the connection) while
+            // the loop waited.
+            if self.control.is_set() {
+                return Err(aborted());
+            }
         }
     }
 
@@ -453,6 +457,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
         sync_envelope(&mut self.hctx, &self.session);
         let queue_id = crate::handler::queue_id();
         self.hctx.session_mut().queue_id = Some(queue_id.clone());
+        // Per-recipient LMTP answers belong to one message.
+        let _ = self.hctx.take_recipient_replies();
         let spare = self.spare.take().unwrap_or_default();
         let mut hctx = std::mem::replace(&mut self.hctx, spare);
         let handler = Arc::clone(&self.ctx.handler);

@@ -450,6 +450,8 @@ impl Server {
         // period is over, drop what is left.
         let stop = CancellationToken::new();
         let kill = CancellationToken::new();
+        // If this future is dropped (not shut down), its connections end with it.
+        let _kill_on_drop = kill.clone().drop_guard();
         let limit = self.max_connections.map(|n| Arc::new(Semaphore::new(n)));
         let ids = Arc::new(AtomicU64::new(1));
         let mut accepting = JoinSet::new();

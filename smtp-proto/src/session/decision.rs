@@ -80,10 +80,18 @@ impl Session {
         let mut any = false;
         let count = self.envelope.recipients.len();
         let mut replies = replies.into_iter();
+        let mut closing = false;
         for _ in 0..count {
             let r = replies.next().unwrap_or(Reply::LOCAL_ERROR);
             any |= r.is_positive();
+            // RFC 5321 3.8: a 421 means the server closes the channel.
+            closing |= r.code() == 421;
             self.send(r);
+        }
+        if closing {
+            self.reset_transaction();
+            self.close(CloseReason::ServiceClosing);
+            return Ok(());
         }
         self.message_answered(any);
         self.after_decision();

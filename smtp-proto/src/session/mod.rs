@@ -487,7 +487,14 @@ impl Session {
                 Phase::Data(decoder) => match decoder.decode(input) {
                     Decoded::Data { data, consumed } => {
                         let at = locate(input, data);
-                        let piece = content_piece(input, at, consumed);
+                        // Not a slice of the input: one of the decoder's short constants
+                        // (the CRLF a bare line ending became, or a CR kept as is).
+                        let constant = match (at, data) {
+                            (Some(_), _) => None,
+                            (None, b"\r\n") => Some(CRLF),
+                            (None, other) => Some(Bytes::copy_from_slice(other)),
+                        };
+                        let piece = content_piece(input, at, consumed, constant);
                         self.activity = now;
                         self.queue.push_back(Queued::Content(piece));
                     }
@@ -602,18 +609,23 @@ fn locate(input: &[u8], data: &[u8]) -> Option<(usize, usize)> {
 }
 
 /// Splits the first `consumed` bytes off `input` and keeps the part `at` names: message
-/// content without a copy (or the CRLF a bare line ending became).
-fn content_piece(input: &mut BytesMut, at: Option<(usize, usize)>, consumed: usize) -> Bytes {
-    match at {
-        Some((start, len)) => {
+/// content without a copy (or `constant`, when the decoder gave one).
+fn content_piece(
+    input: &mut BytesMut,
+    at: Option<(usize, usize)>,
+    consumed: usize,
+    constant: Option<Bytes>,
+) -> Bytes {
+    match (at, constant) {
+        (Some((start, len)), _) => {
             let mut piece = input.split_to(consumed);
             piece.advance(start);
             piece.truncate(len);
             piece.freeze()
         }
-        None => {
+        (None, constant) => {
             input.advance(consumed);
-            CRLF
+            constant.unwrap_or_default()
         }
     }
 }

@@ -1184,3 +1184,37 @@ fn decision_421_closes() {
     assert_eq!(pair.codes(), [220, 250, 421]);
     assert_eq!(pair.closed(), Some(CloseReason::ServiceClosing));
 }
+
+/// Under `BareLineEndings::Keep`, a CR that ends one read and is followed by another byte is
+/// content as it came: the session hands out the decoder's kept CR, never a CRLF in its place.
+#[test]
+fn kept_bare_cr_across_reads_stays_a_cr() {
+    let mut config = Config::new("mx.example");
+    config.bare_line_endings = BareLineEndings::Keep;
+    for split in [false, true] {
+        let mut pair = Pair::new(config.clone());
+        pair.send("EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\nDATA\r\n");
+        if split {
+            pair.send("a\r").send("b\r\n.\r\n");
+        } else {
+            pair.send("a\rb\r\n.\r\n");
+        }
+        assert_eq!(pair.messages()[0].body, b"a\rb\r\n", "split: {split}");
+    }
+}
+
+/// RFC 5321 3.8 in LMTP too: a 421 among the per-recipient replies closes the channel.
+#[test]
+fn lmtp_421_among_recipient_replies_closes() {
+    let mut config = Config::new("mx.example");
+    config.protocol = Protocol::Lmtp;
+    let mut pair = Pair::with_decider(config, |event, _| match event {
+        Event::MessageEnd { .. } => {
+            Decision::ReplyEach(vec![Reply::MESSAGE_ACCEPTED, Reply::SHUTTING_DOWN])
+        }
+        _ => Decision::Accept,
+    });
+    pair.send("LHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\nRCPT TO:<e@f.example>\r\nDATA\r\nx\r\n.\r\nNOOP\r\n");
+    assert_eq!(pair.codes(), [220, 250, 250, 250, 250, 354, 250, 421]);
+    assert_eq!(pair.closed(), Some(CloseReason::ServiceClosing));
+}
