@@ -105,6 +105,8 @@ impl Session {
                 self.reset_transaction();
                 self.event(Event::Reset);
                 self.ok(Reply::OK);
+                // A shutdown that waited for the BDAT message in flight can happen now.
+                self.after_decision();
             }
             Command::Noop { .. } => self.ok(Reply::OK),
             Command::Quit => {

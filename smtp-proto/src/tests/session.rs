@@ -1218,3 +1218,21 @@ fn lmtp_421_among_recipient_replies_closes() {
     assert_eq!(pair.codes(), [220, 250, 250, 250, 250, 354, 250, 421]);
     assert_eq!(pair.closed(), Some(CloseReason::ServiceClosing));
 }
+
+/// A shutdown asked during a BDAT message waits for it; if the client drops the message with
+/// RSET instead of finishing it, the 421 comes right after the RSET's 250.
+#[test]
+fn shutdown_waiting_for_bdat_closes_after_rset() {
+    let mut pair = Pair::new(Config::new("mx.example"));
+    pair.send("EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\nBDAT 3\r\nabc");
+    assert_eq!(pair.codes(), [220, 250, 250, 250, 250]);
+    pair.shutdown();
+    assert_eq!(
+        pair.codes(),
+        [] as [u16; 0],
+        "the message in flight is waited for"
+    );
+    pair.send("RSET\r\n");
+    assert_eq!(pair.codes(), [250, 421]);
+    assert_eq!(pair.closed(), Some(CloseReason::Shutdown));
+}
