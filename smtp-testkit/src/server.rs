@@ -94,19 +94,19 @@ impl Mail {
         self.message.parsed()
     }
 
-    /// The subject, if any.
+    /// The subject, if any ([`Message::subject`](smtp_server::Message::subject)).
     pub fn subject(&self) -> Option<&str> {
-        self.parsed()?.subject()
+        self.message.subject()
     }
 
     /// The first text body, if any.
     pub fn text(&self) -> Option<String> {
-        self.parsed()?.body_text(0).map(|t| t.into_owned())
+        self.message.text()
     }
 
     /// The first HTML body, if any.
     pub fn html(&self) -> Option<String> {
-        self.parsed()?.body_html(0).map(|t| t.into_owned())
+        self.message.html()
     }
 
     /// The attachments' file names (an unnamed attachment gives `""`).
@@ -166,8 +166,7 @@ impl Mail {
 
     /// A header's raw value, trimmed (the first header of that name, case-insensitive).
     pub fn header(&self, name: &str) -> Option<String> {
-        let value = self.parsed()?.header_raw(name)?;
-        Some(value.trim().to_string())
+        self.message.header(name)
     }
 
     fn preview(&self) -> String {
