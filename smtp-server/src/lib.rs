@@ -51,6 +51,9 @@ mod handlers;
 mod server;
 mod tls;
 
+/// The NATS client behind [`JetStream`], for its connection options.
+#[cfg(feature = "jetstream")]
+pub use async_nats;
 pub use async_trait::async_trait;
 pub use blackhole::Blackhole;
 pub use body::{Body, Message};
@@ -60,6 +63,8 @@ pub use handler::AsDynHandler;
 pub use handler::{Context, Extensions, Handler, SessionInfo, TlsInfo, VRFY_CANNOT};
 pub use handlers::Relay;
 pub use handlers::blackhole;
+#[cfg(feature = "jetstream")]
+pub use handlers::jetstream::{self, JetStream, JetStreamBuilder, JetStreamError};
 pub use handlers::{
     Accounts, Debugging, Maildir, Memory, Sink, Stored, received_header, rfc5322_date,
     with_protocol,

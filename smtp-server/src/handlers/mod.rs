@@ -3,6 +3,8 @@
 
 mod accounts;
 pub mod blackhole;
+#[cfg(feature = "jetstream")]
+pub mod jetstream;
 mod maildir;
 mod memory;
 mod relay;

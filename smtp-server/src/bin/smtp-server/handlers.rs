@@ -5,13 +5,12 @@ use std::sync::Arc;
 
 use smtp_server::blackhole::{self, Blackhole};
 use smtp_server::smtp_proto::Config;
-use smtp_server::{Debugging, Handler, Maildir, Relay, Sink};
+use smtp_server::{Debugging, Handler, JetStream, Maildir, Relay, Sink};
 
 use crate::settings::{HandlerSpec, Profile, RelayTls};
 
 /// The handler a profile asks for, and the Maildir directory it writes to (if it is one).
-/// The handler a profile asks for, and the Maildir directory it writes to (if it is one).
-pub(crate) fn build_handler(
+pub(crate) async fn build_handler(
     p: &Profile,
     hostname: &str,
 ) -> Result<(Arc<dyn Handler>, Option<PathBuf>), String> {
@@ -34,6 +33,20 @@ pub(crate) fn build_handler(
     }
     if p.keep_crlf.is_some() && !matches!(spec, HandlerSpec::Maildir(_)) {
         return Err("keep_crlf applies to the maildir handler only".into());
+    }
+    let jetstream_keys = p.stream.is_some()
+        || p.subject.is_some()
+        || p.jetstream_create.is_some()
+        || p.object_store.is_some()
+        || p.replicas.is_some()
+        || p.publish_timeout.is_some()
+        || p.nats_creds.is_some();
+    if jetstream_keys && !matches!(spec, HandlerSpec::JetStream(_)) {
+        return Err(
+            "stream, subject, jetstream_create, object_store, replicas, publish_timeout and \
+             nats_creds apply to the jetstream handler only"
+                .into(),
+        );
     }
     if (p.relay_tls.is_some() || p.relay_ca.is_some()) && !matches!(spec, HandlerSpec::Relay(_)) {
         return Err("relay_tls and relay_ca apply to the relay handler only".into());
@@ -63,7 +76,39 @@ pub(crate) fn build_handler(
             check_upstream(&upstream)?;
             (Arc::new(relay(&upstream, p, hostname)?), None)
         }
+        HandlerSpec::JetStream(servers) => {
+            (Arc::new(jetstream(&servers, p, hostname).await?), None)
+        }
     })
+}
+
+/// The JetStream handler: connects, and checks (or creates) the stream.
+async fn jetstream(servers: &str, p: &Profile, hostname: &str) -> Result<JetStream, String> {
+    let mut b = JetStream::builder(servers)
+        .hostname(hostname)
+        .create(p.jetstream_create.unwrap_or(false));
+    if let Some(stream) = &p.stream {
+        b = b.stream(stream);
+    }
+    if let Some(subject) = &p.subject {
+        b = b.subject(subject);
+    }
+    if let Some(bucket) = &p.object_store {
+        b = b.object_store(bucket);
+    }
+    if let Some(n) = p.replicas {
+        b = b.replicas(n);
+    }
+    if let Some(t) = p.publish_timeout {
+        b = b.publish_timeout(t);
+    }
+    if let Some(creds) = &p.nats_creds {
+        let options = async_nats::ConnectOptions::with_credentials_file(creds)
+            .await
+            .map_err(|e| format!("nats_creds {}: {e}", creds.display()))?;
+        b = b.connect_options(options);
+    }
+    b.connect().await.map_err(|e| e.to_string())
 }
 
 /// A relay's upstream must be HOST:PORT (a port is required: there is no default worth

@@ -43,8 +43,9 @@ struct Args {
     #[arg(long = "listen", value_name = "HOST:PORT[,KEY=VALUE]...")]
     listen: Vec<String>,
     /// What to do with messages: debug (print to stdout), sink (discard), accept, bounce,
-    /// tempfail, random (answer and discard, as Blackhole), maildir:DIR, relay:HOST:PORT
-    /// [default: debug]
+    /// tempfail, random (answer and discard, as Blackhole), maildir:DIR, relay:HOST:PORT,
+    /// jetstream:nats://HOST:PORT (publish to a NATS JetStream stream; 250 once it has the
+    /// message) [default: debug]
     #[arg(long, value_name = "HANDLER")]
     handler: Option<String>,
     /// Wait before answering the end of a message: SECS or MIN,MAX (accept, bounce,
@@ -64,6 +65,29 @@ struct Args {
     /// The certificates (PEM) the relay trusts for its upstream (needed with --relay-tls).
     #[arg(long, value_name = "PEM")]
     relay_ca: Option<String>,
+    /// JetStream: the stream [default: MAIL]
+    #[arg(long, value_name = "NAME")]
+    stream: Option<String>,
+    /// JetStream: the subject to publish to [default: mail.in]
+    #[arg(long, value_name = "SUBJECT")]
+    subject: Option<String>,
+    /// JetStream: create the stream (and the Object Store) if it does not exist.
+    #[arg(long)]
+    jetstream_create: bool,
+    /// JetStream: an Object Store bucket for messages larger than NATS's max payload (a claim
+    /// check) [default: none, such messages are refused 552]
+    #[arg(long, value_name = "BUCKET")]
+    object_store: Option<String>,
+    /// JetStream: replicas of a stream this creates [default: 1]
+    #[arg(long, value_name = "N")]
+    replicas: Option<String>,
+    /// JetStream: seconds an acknowledgement may take before the client gets 451
+    /// [default: 5]
+    #[arg(long, value_name = "SECS")]
+    publish_timeout: Option<String>,
+    /// JetStream: a NATS credentials file (.creds).
+    #[arg(long, value_name = "FILE")]
+    nats_creds: Option<String>,
     /// Ignore X-Blackhole-Mode and X-Blackhole-Delay headers in messages.
     #[arg(long)]
     no_switches: bool,
@@ -149,6 +173,12 @@ impl Args {
             ("timeout", self.timeout.as_deref()),
             ("relay_tls", self.relay_tls.as_deref()),
             ("relay_ca", self.relay_ca.as_deref()),
+            ("stream", self.stream.as_deref()),
+            ("subject", self.subject.as_deref()),
+            ("object_store", self.object_store.as_deref()),
+            ("replicas", self.replicas.as_deref()),
+            ("publish_timeout", self.publish_timeout.as_deref()),
+            ("nats_creds", self.nats_creds.as_deref()),
         ];
         for (key, value) in values {
             if let Some(v) = value {
@@ -170,6 +200,7 @@ impl Args {
             ("allow_insecure_auth", self.allow_insecure_auth, "true"),
             ("lmtp", self.lmtp, "true"),
             ("proxy_protocol", self.proxy_protocol, "true"),
+            ("jetstream_create", self.jetstream_create, "true"),
         ];
         for (key, given, value) in flags {
             if given {
@@ -279,13 +310,21 @@ async fn run(s: Settings) -> Result<(), String> {
             relay_tls: p.relay_tls,
             relay_ca: p.relay_ca.clone(),
             keep_crlf: p.keep_crlf,
+            stream: p.stream.clone(),
+            subject: p.subject.clone(),
+            jetstream_create: p.jetstream_create,
+            object_store: p.object_store.clone(),
+            replicas: p.replicas,
+            publish_timeout: p.publish_timeout,
+            nats_creds: p.nats_creds.clone(),
             ..Profile::default()
         };
         let inner = match handlers.get(&key) {
             Some(h) => Arc::clone(h),
             None => {
-                let (h, maildir) =
-                    build_handler(&p, &hostname).map_err(|e| format!("{}: {e}", l.address))?;
+                let (h, maildir) = build_handler(&p, &hostname)
+                    .await
+                    .map_err(|e| format!("{}: {e}", l.address))?;
                 maildirs.extend(maildir);
                 handlers.insert(key, Arc::clone(&h));
                 h

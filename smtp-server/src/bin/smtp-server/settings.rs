@@ -17,6 +17,8 @@ pub(crate) enum HandlerSpec {
     Blackhole(Mode),
     Maildir(PathBuf),
     Relay(String),
+    /// NATS server URL(s), comma-separated.
+    JetStream(String),
 }
 
 impl HandlerSpec {
@@ -27,11 +29,12 @@ impl HandlerSpec {
             ("sink", "") => Ok(Self::Sink),
             ("maildir", dir) if !dir.is_empty() => Ok(Self::Maildir(dir.into())),
             ("relay", upstream) if !upstream.is_empty() => Ok(Self::Relay(upstream.into())),
+            ("jetstream", url) if !url.is_empty() => Ok(Self::JetStream(url.into())),
             _ => match spec.parse::<Mode>() {
                 Ok(mode) => Ok(Self::Blackhole(mode)),
                 Err(_) => Err(format!(
                     "unknown handler {spec:?} (use debug, sink, accept, bounce, tempfail, \
-                     random, maildir:DIR or relay:HOST:PORT)"
+                     random, maildir:DIR, relay:HOST:PORT or jetstream:nats://HOST:PORT)"
                 )),
             },
         }
@@ -64,6 +67,20 @@ pub(crate) struct Profile {
     pub(crate) relay_ca: Option<PathBuf>,
     /// Maildir: keep the wire's CRLF line endings instead of LF.
     pub(crate) keep_crlf: Option<bool>,
+    /// JetStream: the stream's name.
+    pub(crate) stream: Option<String>,
+    /// JetStream: the subject published to.
+    pub(crate) subject: Option<String>,
+    /// JetStream: create the stream (and Object Store) if missing.
+    pub(crate) jetstream_create: Option<bool>,
+    /// JetStream: the Object Store bucket for messages over NATS's max payload.
+    pub(crate) object_store: Option<String>,
+    /// JetStream: replicas of a stream it creates.
+    pub(crate) replicas: Option<usize>,
+    /// JetStream: how long an acknowledgement may take.
+    pub(crate) publish_timeout: Option<Duration>,
+    /// JetStream: a NATS credentials file.
+    pub(crate) nats_creds: Option<PathBuf>,
 }
 
 /// How the relay handler protects its connection to the upstream.
@@ -164,6 +181,21 @@ impl Profile {
             }
             "relay_ca" => self.relay_ca = Some(value.into()),
             "keep_crlf" => self.keep_crlf = flag(value)?,
+            "stream" => self.stream = Some(value.to_string()),
+            "subject" => self.subject = Some(value.to_string()),
+            "jetstream_create" => self.jetstream_create = flag(value)?,
+            "object_store" => self.object_store = Some(value.to_string()),
+            "replicas" => self.replicas = Some(number(key, value)?),
+            "publish_timeout" => {
+                let secs: f64 = number(key, value)?;
+                if !(secs > 0.0 && secs <= 3600.0) {
+                    return Err(format!(
+                        "{key}: {value:?} must be between 0 and 3600 seconds"
+                    ));
+                }
+                self.publish_timeout = Some(Duration::from_secs_f64(secs));
+            }
+            "nats_creds" => self.nats_creds = Some(value.into()),
             _ => return Err(format!("unknown setting {key:?}")),
         }
         Ok(())
@@ -194,6 +226,13 @@ impl Profile {
             relay_tls: pick(&self.relay_tls, &base.relay_tls),
             relay_ca: pick(&self.relay_ca, &base.relay_ca),
             keep_crlf: pick(&self.keep_crlf, &base.keep_crlf),
+            stream: pick(&self.stream, &base.stream),
+            subject: pick(&self.subject, &base.subject),
+            jetstream_create: pick(&self.jetstream_create, &base.jetstream_create),
+            object_store: pick(&self.object_store, &base.object_store),
+            replicas: pick(&self.replicas, &base.replicas),
+            publish_timeout: pick(&self.publish_timeout, &base.publish_timeout),
+            nats_creds: pick(&self.nats_creds, &base.nats_creds),
         }
     }
 }
