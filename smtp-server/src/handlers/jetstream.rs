@@ -1,6 +1,7 @@
 //! [`JetStream`]: each accepted message published to a NATS JetStream stream; the client's
 //! `250` waits for the stream's acknowledgement (feature `jetstream`).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, object_store, stream};
@@ -57,8 +58,8 @@ pub mod headers {
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Messages being published at once, by default.
 const DEFAULT_IN_FLIGHT: usize = 128;
-/// Room kept under the server's `max_payload` for the headers' framing.
-const HEADER_ROOM: usize = 64;
+/// Room kept under the server's `max_payload` for the session's headers and their framing.
+const HEADER_ROOM: usize = 4096;
 
 /// `451 4.4.1`: the stream did not acknowledge (NATS down, slow, or unreachable).
 const NO_ACK: Reply = Reply::const_new(
@@ -141,6 +142,9 @@ pub struct JetStream {
     in_flight: Semaphore,
     timeout: Duration,
     hostname: String,
+    /// The server's `max_payload`, read at connect (asking the client copies its whole
+    /// `ServerInfo`).
+    max_payload: AtomicUsize,
 }
 
 impl std::fmt::Debug for JetStream {
@@ -215,6 +219,11 @@ impl JetStream {
         }
     }
 
+    /// The largest NATS message the server takes (its `max_payload`).
+    fn max_payload(&self) -> usize {
+        self.max_payload.load(Ordering::Relaxed)
+    }
+
     /// The NATS client, for a health check or to read the stream.
     pub fn client(&self) -> &async_nats::Client {
         &self.client
@@ -222,12 +231,14 @@ impl JetStream {
 
     /// Publishes and waits for the acknowledgement, retrying (with the same `Nats-Msg-Id`,
     /// which the stream deduplicates) while the connection breaks, until `deadline`.
-    async fn publish(&self, headers: HeaderMap, payload: Bytes) -> Result<(), Reply> {
+    /// `headers` makes the headers for each attempt (a retry is rare; a copy kept for it on
+    /// every message would not be).
+    async fn publish(&self, headers: impl Fn() -> HeaderMap, payload: Bytes) -> Result<(), Reply> {
         let deadline = Instant::now() + self.timeout;
         loop {
             let attempt = async {
                 self.js
-                    .publish_with_headers(self.subject.clone(), headers.clone(), payload.clone())
+                    .publish_with_headers(self.subject.clone(), headers(), payload.clone())
                     .await?
                     .await
             };
@@ -245,7 +256,17 @@ impl JetStream {
                     }
                 }
                 Kind::TimedOut => return Err(NO_ACK),
-                Kind::MaxPayloadExceeded => return Err(TOO_BIG),
+                Kind::MaxPayloadExceeded => {
+                    // The server we reached takes less than the one we measured: learn its
+                    // limit; the client's retry takes the claim-check path.
+                    self.max_payload
+                        .store(self.client.server_info().max_payload, Ordering::Relaxed);
+                    return Err(if self.objects.is_some() {
+                        NO_ACK
+                    } else {
+                        TOO_BIG
+                    });
+                }
                 _ => return Err(refusal(&err.to_string())),
             }
         }
@@ -257,20 +278,20 @@ impl JetStream {
         &self,
         store: &object_store::ObjectStore,
         name: &str,
-        read: Bytes,
+        read: Vec<Bytes>,
         body: Body,
     ) -> Result<usize, Reply> {
         let rest = futures_util::stream::unfold(body, |mut body| async move {
             let chunk = body.chunk().await?;
             Some((chunk.map_err(std::io::Error::other), body))
         });
-        let chunks = futures_util::stream::once(std::future::ready(Ok(read))).chain(rest);
+        let chunks = futures_util::stream::iter(read.into_iter().map(Ok)).chain(rest);
         let mut reader = tokio_util::io::StreamReader::new(Box::pin(chunks));
         // Each chunk's acknowledgement has the timeout (the JetStream context's); the client
         // side has the server's DATA deadline.
         // Chunks fit under the server's max_payload (128 KiB, the Object Store's default, at
         // most).
-        let max_payload = self.client.server_info().max_payload;
+        let max_payload = self.max_payload();
         let meta = object_store::ObjectMetadata {
             name: name.to_string(),
             chunk_size: Some((128 << 10).min(max_payload.saturating_sub(4096).max(1024))),
@@ -455,12 +476,13 @@ impl JetStreamBuilder {
         };
         Ok(JetStream {
             js,
-            client,
+            client: client.clone(),
             subject: Subject::from(self.subject),
             objects,
             in_flight: Semaphore::new(self.max_in_flight),
             timeout: self.timeout,
             hostname: self.hostname,
+            max_payload: AtomicUsize::new(client.server_info().max_payload),
         })
     }
 }
@@ -477,10 +499,25 @@ fn put(headers: &mut HeaderMap, name: &'static str, value: &str) {
     }
 }
 
-/// The NATS headers for a message: the envelope and the session.
-fn envelope_headers(info: &SessionInfo, env: &Envelope, id: &str) -> HeaderMap {
+/// What a message's NATS headers say beyond the session and the envelope.
+struct Facts<'a> {
+    /// Our id (`SMTP-Id`; also the object's name in a claim check).
+    id: &'a str,
+    /// `Nats-Msg-Id`.
+    dedup: String,
+    /// The message's size, trace header included.
+    size: usize,
+    /// `BUCKET/NAME` of a claim check.
+    object: Option<String>,
+    /// When the content ended, RFC 3339.
+    received_at: String,
+}
+
+/// The NATS headers for a message: the envelope, the session, and `facts`.
+fn nats_headers(info: &SessionInfo, env: &Envelope, facts: &Facts<'_>) -> HeaderMap {
     let mut h = HeaderMap::new();
-    put(&mut h, headers::ID, id);
+    put(&mut h, headers::MSG_ID, &facts.dedup);
+    put(&mut h, headers::ID, facts.id);
     let from = env
         .from
         .as_ref()
@@ -520,7 +557,11 @@ fn envelope_headers(info: &SessionInfo, env: &Envelope, id: &str) -> HeaderMap {
         put(&mut h, headers::AUTH, user);
     }
     put(&mut h, headers::LISTENER, &info.listener);
-    put(&mut h, headers::RECEIVED_AT, &rfc3339_now());
+    put(&mut h, headers::RECEIVED_AT, &facts.received_at);
+    put(&mut h, headers::SIZE, &facts.size.to_string());
+    if let Some(object) = &facts.object {
+        put(&mut h, headers::OBJECT, object);
+    }
     h
 }
 
@@ -541,17 +582,6 @@ fn rfc3339_now() -> String {
         t.second,
         now.subsec_millis()
     )
-}
-
-/// The size of `headers` as NATS frames them (`NATS/1.0\r\n`, `Name: value\r\n` each, `\r\n`).
-fn framed_len(headers: &HeaderMap) -> usize {
-    let mut n = 12;
-    for (name, values) in headers.iter() {
-        for v in values {
-            n += AsRef::<str>::as_ref(name).len() + v.as_str().len() + 4;
-        }
-    }
-    n
 }
 
 /// The value of the first `Message-ID` header in `message` (unfolded, trimmed), if its header
@@ -635,43 +665,71 @@ impl Handler for JetStream {
             .clone()
             .unwrap_or_else(crate::handler::queue_id);
         let trace = received_header(info, env, &self.hostname);
-        let mut headers = envelope_headers(info, env, &id);
-        let limit = (self.client.server_info().max_payload)
-            .saturating_sub(framed_len(&headers) + HEADER_ROOM + 200);
-        let mut message = BytesMut::with_capacity(trace.len() + 4096);
-        message.extend_from_slice(trace.as_bytes());
-        let mut large = None;
+        // Room for the NATS headers: a path and its parameters take at most ~1 KB (RFC 5321
+        // 4.5.3.1.3, RFC 3461 4.2), the rest of the session a few.
+        let room = HEADER_ROOM + 1100 * (env.recipients.len() + 1);
+        let limit = self.max_payload().saturating_sub(room);
+        // The chunks as they come (no copy), then one copy into a buffer of the exact size.
+        let mut chunks = Vec::new();
+        let mut len = trace.len();
+        let mut large = false;
         while let Some(chunk) = body.chunk().await {
             let chunk = chunk?;
-            if message.len() + chunk.len() > limit {
-                large = Some(chunk);
+            len += chunk.len();
+            chunks.push(chunk);
+            if len > limit {
+                large = true;
                 break;
             }
-            message.extend_from_slice(&chunk);
         }
-        let dedup = dedup_id(&message[trace.len()..], env, &id);
-        put(&mut headers, headers::MSG_ID, &dedup);
-        let Some(chunk) = large else {
-            put(&mut headers, headers::SIZE, &message.len().to_string());
-            return self.publish(headers, message.freeze()).await;
+        let mut facts = Facts {
+            id: &id,
+            dedup: String::new(),
+            size: len,
+            object: None,
+            received_at: rfc3339_now(),
         };
+        if !large {
+            let mut message = BytesMut::with_capacity(len);
+            message.extend_from_slice(trace.as_bytes());
+            for chunk in &chunks {
+                message.extend_from_slice(chunk);
+            }
+            drop(chunks);
+            facts.dedup = dedup_id(&message[trace.len()..], env, &id);
+            let headers = || nats_headers(info, env, &facts);
+            return self.publish(headers, message.freeze()).await;
+        }
         // A claim check: the message in the Object Store, its envelope in the stream.
         let Some((bucket, store)) = &self.objects else {
             return Err(TOO_BIG);
         };
-        message.extend_from_slice(&chunk);
-        let name = id;
-        let size = self
-            .put_object(store, &name, message.freeze(), body)
-            .await?;
-        put(&mut headers, headers::SIZE, &size.to_string());
-        put(&mut headers, headers::OBJECT, &format!("{bucket}/{name}"));
+        let head = first_bytes(&chunks, 64 << 10);
+        facts.dedup = dedup_id(&head, env, &id);
+        let mut read = vec![Bytes::from(trace)];
+        read.extend(chunks);
+        facts.size = self.put_object(store, &id, read, body).await?;
+        facts.object = Some(format!("{bucket}/{id}"));
+        let headers = || nats_headers(info, env, &facts);
         let published = self.publish(headers, Bytes::new()).await;
         if published.is_err() {
-            self.delete_object(store, &name).await;
+            self.delete_object(store, &id).await;
         }
         published
     }
+}
+
+/// Up to `n` bytes from the start of `chunks` (to find the `Message-ID` header).
+fn first_bytes(chunks: &[Bytes], n: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(n);
+    for chunk in chunks {
+        let take = chunk.len().min(n - out.len());
+        out.extend_from_slice(&chunk[..take]);
+        if out.len() == n {
+            break;
+        }
+    }
+    out
 }
 
 #[cfg(test)]
