@@ -44,6 +44,13 @@ pub struct SessionInfo {
     pub(crate) control: Control,
 }
 
+/// This process's id, asked once (`std::process::id` is a system call each time, and the
+/// ids of every message and Maildir file need it).
+pub(crate) fn process_id() -> u32 {
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *PID.get_or_init(std::process::id)
+}
+
 /// A new message id: the time in microseconds, this process, a sequence number (upper-case
 /// hex). Written by hand: it is made once per message, and `format!` cost more than the rest
 /// of the id.
@@ -64,7 +71,7 @@ pub(crate) fn queue_id() -> String {
     let mut id = String::with_capacity(24);
     hex(&mut id, now.as_secs(), 1);
     hex(&mut id, u64::from(now.subsec_micros()), 5);
-    hex(&mut id, u64::from(std::process::id() & 0xFFFF), 4);
+    hex(&mut id, u64::from(process_id() & 0xFFFF), 4);
     hex(&mut id, SEQ.fetch_add(1, Ordering::Relaxed), 1);
     id
 }

@@ -87,7 +87,7 @@ impl Maildir {
             "{}.M{}P{}Q{}.{}",
             now.as_secs(),
             now.subsec_micros(),
-            std::process::id(),
+            crate::handler::process_id(),
             // One sequence for the process: two Maildir values on one directory never make
             // the same name.
             MAILDIR_SEQ.fetch_add(1, Ordering::Relaxed),
