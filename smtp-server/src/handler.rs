@@ -51,8 +51,15 @@ pub(crate) fn process_id() -> u32 {
     *PID.get_or_init(std::process::id)
 }
 
-/// A new message id: the time in microseconds, this process, a sequence number (upper-case
-/// hex). Written by hand: it is made once per message, and `format!` cost more than the rest
+/// 32 bits that tell this process from others: its id mixed with random bits (in containers
+/// every receiver is process 1, and two hosts' ids must still differ).
+fn process_salt() -> u32 {
+    static SALT: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *SALT.get_or_init(|| (process_id() & 0xFFFF) << 16 ^ fastrand::u32(..))
+}
+
+/// A new message id: the time in microseconds, this process (its id and random bits), a
+/// sequence number (upper-case hex). Written by hand: it is made once per message, and `format!` cost more than the rest
 /// of the id.
 pub(crate) fn queue_id() -> String {
     use std::sync::atomic::AtomicU64;
@@ -71,7 +78,7 @@ pub(crate) fn queue_id() -> String {
     let mut id = String::with_capacity(24);
     hex(&mut id, now.as_secs(), 1);
     hex(&mut id, u64::from(now.subsec_micros()), 5);
-    hex(&mut id, u64::from(process_id() & 0xFFFF), 4);
+    hex(&mut id, u64::from(process_salt()), 8);
     hex(&mut id, SEQ.fetch_add(1, Ordering::Relaxed), 1);
     id
 }

@@ -78,22 +78,52 @@ async fn run(url: &str, dir: &Path, stream: &str, name: &str) -> Result<(), Erro
         let Some(message) = message else {
             return Ok(());
         };
-        let message = message?;
-        match deliver(&js, dir, &message).await {
-            // Durable (or already there): now, and only now, acknowledge.
-            Ok(_) => message.double_ack().await?,
+        // A missed heartbeat or a reconnection: the stream goes on.
+        let message = match message {
+            Ok(m) => m,
+            Err(e) => {
+                eprintln!("jetstream_to_maildir: {e}");
+                continue;
+            }
+        };
+        let delivered = tokio::time::timeout(DELIVERY_DEADLINE, deliver(&js, dir, &message)).await;
+        match delivered {
+            // Durable (or already there): now, and only now, acknowledge. A lost ack means a
+            // redelivery, which finds the file.
+            Ok(Ok(())) => {
+                if let Err(e) = message.double_ack().await {
+                    eprintln!("jetstream_to_maildir: ack: {e}");
+                }
+            }
+            // A message that can never be delivered is given up after a few tries.
+            Ok(Err(e)) if poison(&message) => {
+                eprintln!("jetstream_to_maildir: giving up on a message: {e}");
+                let _ = message.ack_with(jetstream::AckKind::Term).await;
+            }
             // Not acknowledged: JetStream delivers it again after ack_wait.
-            Err(e) => eprintln!("jetstream_to_maildir: not delivered, will retry: {e}"),
+            Ok(Err(e)) => eprintln!("jetstream_to_maildir: not delivered, will retry: {e}"),
+            Err(_) => eprintln!("jetstream_to_maildir: delivery timed out, will retry"),
         }
     }
 }
 
-/// Writes the message into `dir` once; `Ok(false)` if it was there already.
-async fn deliver(
-    js: &jetstream::Context,
-    dir: &Path,
-    m: &jetstream::Message,
-) -> Result<bool, Error> {
+/// How long one delivery may take (a large message read from the Object Store included).
+const DELIVERY_DEADLINE: Duration = Duration::from_secs(120);
+
+/// A message delivered this many times without success is given up (terminated).
+const MAX_TRIES: i64 = 5;
+
+fn poison(m: &jetstream::Message) -> bool {
+    m.info().is_ok_and(|i| i.delivered >= MAX_TRIES)
+}
+
+/// Syncs `dir` (a file's name in it is durable once its directory is).
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Writes the message into `dir` once (nothing if it is there already), durably.
+async fn deliver(js: &jetstream::Context, dir: &Path, m: &jetstream::Message) -> Result<(), Error> {
     let h = m.headers.as_ref().ok_or("a message without headers")?;
     let id = h
         .get(headers::MSG_ID)
@@ -101,15 +131,17 @@ async fn deliver(
         .ok_or("a message without Nats-Msg-Id")?;
     let name = file_name(id.as_str());
     if delivered(dir, &name)? {
-        return Ok(false);
+        // Delivered before; perhaps not yet durable if that delivery crashed after the link.
+        sync_dir(&dir.join("new"))?;
+        return Ok(());
     }
+    // A name no other consumer (another process, another host on a shared Maildir) uses.
     let tmp = dir
         .join("tmp")
-        .join(format!("{name}.{}", std::process::id()));
+        .join(format!("{name}.{}.{:016x}", std::process::id(), random()));
     let mut file = tokio::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
         .open(&tmp)
         .await?;
@@ -136,11 +168,23 @@ async fn deliver(
     match linked {
         Ok(()) => {}
         // Delivered meanwhile (two consumers, or a redelivery racing this one).
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(e.into()),
     }
-    std::fs::File::open(dir.join("new"))?.sync_all()?;
-    Ok(true)
+    sync_dir(&dir.join("new"))?;
+    Ok(())
+}
+
+/// 64 random bits (from the standard library's randomly keyed hasher).
+fn random() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(
+        std::time::UNIX_EPOCH
+            .elapsed()
+            .map_or(0, |d| d.as_nanos() as u64),
+    );
+    h.finish()
 }
 
 /// A Maildir file name from a `Nats-Msg-Id` (hex or our id: kept; anything else made safe).
@@ -160,14 +204,18 @@ fn file_name(id: &str) -> String {
 
 /// Whether a file of this name is in `new/`, or in `cur/` (where a reader moved it, adding
 /// `:2,FLAGS`).
+/// Dovecot may add `,S=SIZE` first. The scan of `cur/` costs a directory read per message
+/// not in `new/`; a consumer of a very large Maildir would keep an index instead.
 fn delivered(dir: &Path, name: &str) -> std::io::Result<bool> {
     if dir.join("new").join(name).exists() {
         return Ok(true);
     }
-    let prefix = format!("{name}:");
     for entry in std::fs::read_dir(dir.join("cur"))? {
         let entry: PathBuf = entry?.file_name().into();
-        if entry.to_string_lossy().starts_with(&prefix) {
+        let entry = entry.to_string_lossy();
+        if let Some(rest) = entry.strip_prefix(name)
+            && (rest.starts_with(':') || rest.starts_with(','))
+        {
             return Ok(true);
         }
     }

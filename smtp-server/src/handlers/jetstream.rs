@@ -56,8 +56,12 @@ pub mod headers {
 
 /// How long one acknowledgement may take, by default.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Messages being published at once, by default.
-const DEFAULT_IN_FLIGHT: usize = 128;
+/// Bytes of messages held (read, not yet acknowledged) at once, by default.
+const DEFAULT_BUFFERED: usize = 64 << 20;
+/// What each message counts against the budget beyond its bytes (headers, state).
+const MESSAGE_COST: usize = 4 << 10;
+/// The smallest `max_payload` this works with: the session's headers must fit, with room.
+const MIN_MAX_PAYLOAD: usize = 32 << 10;
 /// Room kept under the server's `max_payload` for the session's headers and their framing.
 const HEADER_ROOM: usize = 4096;
 
@@ -108,13 +112,18 @@ const TOO_BIG: Reply = Reply::const_new(
 ///   unreachable: `451 4.4.1`; the stream full: `452 4.3.1`. While the connection to NATS is
 ///   down, MAIL is answered `451 4.4.1`, so clients do not send content for nothing. The
 ///   client reconnects by itself.
-/// - **Bounded.** At most [`JetStreamBuilder::max_in_flight`] messages are held and published
-///   at once (128 by default); beyond, `451 4.4.5`. Memory is at most that many times the
-///   server's `max_payload`.
-/// - **Deduplicated.** `Nats-Msg-Id` is a digest of the `Message-ID` header and the envelope:
-///   a client that retries a message whose `250` it never saw (the stream had it, the
-///   acknowledgement was lost) makes no second copy within the stream's duplicate window.
-///   A message without `Message-ID` gets our unique id.
+/// - **Bounded.** Messages being received and published hold at most
+///   [`JetStreamBuilder::max_buffered`] bytes (64 MiB by default; each message counts 4 KiB
+///   more): a content chunk waits for room up to the timeout, then the client gets
+///   `451 4.4.5`, and MAIL is refused the same way while the budget is spent. A client that
+///   sends slowly holds only what it sent. Nothing is queued in the NATS client while the
+///   connection is down, and its command queue is bounded too.
+/// - **Deduplicated.** For a message with a `Message-ID` header, `Nats-Msg-Id` is a SHA-256
+///   digest of the envelope and the whole content: a client that retries a message whose
+///   `250` it never saw (the stream had it, the acknowledgement was lost) sends the same
+///   bytes, and the stream keeps one copy within its duplicate window (2 minutes). Two
+///   messages that differ in one byte are two messages. A message without `Message-ID` gets
+///   our unique id (never merged, so never deduplicated either).
 /// - **Large messages** (over the server's `max_payload`, 1 MB by default) go to an Object
 ///   Store (a claim check): the body is streamed there in chunks, never whole in memory, and
 ///   a NATS message with empty payload and the [`headers::OBJECT`] header is published to the
@@ -139,7 +148,8 @@ pub struct JetStream {
     client: async_nats::Client,
     subject: Subject,
     objects: Option<(String, object_store::ObjectStore)>,
-    in_flight: Semaphore,
+    /// The byte budget, in KiB.
+    budget: Semaphore,
     timeout: Duration,
     hostname: String,
     /// The server's `max_payload`, read at connect (asking the client copies its whole
@@ -158,7 +168,6 @@ impl std::fmt::Debug for JetStream {
 }
 
 /// Settings for [`JetStream`]; [`JetStreamBuilder::connect`] connects and checks them.
-#[derive(Debug)]
 pub struct JetStreamBuilder {
     servers: String,
     options: Option<ConnectOptions>,
@@ -168,8 +177,36 @@ pub struct JetStreamBuilder {
     create: bool,
     replicas: usize,
     timeout: Duration,
-    max_in_flight: usize,
+    max_buffered: usize,
     hostname: String,
+}
+
+impl std::fmt::Debug for JetStreamBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JetStreamBuilder")
+            .field("servers", &redact_servers(&self.servers))
+            .field("stream", &self.stream)
+            .field("subject", &self.subject)
+            .field("object_store", &self.bucket)
+            .field("create", &self.create)
+            .finish_non_exhaustive()
+    }
+}
+
+/// NATS URLs without the passwords or tokens they may carry (`nats://user:pass@host`).
+fn redact_servers(servers: &str) -> String {
+    servers
+        .split(',')
+        .map(|url| match url.split_once('@') {
+            Some((userinfo, host)) => {
+                let scheme = userinfo.split_once("://").map_or("", |(s, _)| s);
+                let sep = if scheme.is_empty() { "" } else { "://" };
+                format!("{scheme}{sep}***@{host}")
+            }
+            None => url.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Why [`JetStreamBuilder::connect`] failed; each reads as one line.
@@ -203,7 +240,7 @@ pub enum JetStreamError {
 impl JetStream {
     /// Settings for a connection to `servers` (one NATS URL, or several separated by commas).
     /// By default: stream `MAIL`, subject `mail.in`, the stream must exist, no Object Store,
-    /// a 5 s acknowledgement timeout, 128 messages in flight.
+    /// a 5 s acknowledgement timeout, 64 MiB of messages held at once.
     pub fn builder(servers: impl Into<String>) -> JetStreamBuilder {
         JetStreamBuilder {
             servers: servers.into(),
@@ -214,9 +251,20 @@ impl JetStream {
             create: false,
             replicas: 1,
             timeout: DEFAULT_TIMEOUT,
-            max_in_flight: DEFAULT_IN_FLIGHT,
+            max_buffered: DEFAULT_BUFFERED,
             hostname: crate::server::default_hostname(),
         }
+    }
+
+    /// The NATS client options this handler uses unless given others: reconnect every 50 ms
+    /// to 1 s without end, a bounded command queue. Add credentials or TLS to them.
+    pub fn connect_options() -> ConnectOptions {
+        ConnectOptions::new()
+            .reconnect_delay_callback(|attempts| {
+                Duration::from_millis(50u64.saturating_mul(attempts as u64).min(1000))
+            })
+            .connection_timeout(DEFAULT_TIMEOUT)
+            .client_capacity(1024)
     }
 
     /// The largest NATS message the server takes (its `max_payload`).
@@ -233,57 +281,82 @@ impl JetStream {
     /// which the stream deduplicates) while the connection breaks, until `deadline`.
     /// `headers` makes the headers for each attempt (a retry is rare; a copy kept for it on
     /// every message would not be).
-    async fn publish(&self, headers: impl Fn() -> HeaderMap, payload: Bytes) -> Result<(), Reply> {
+    /// `Ok(true)` if the stream already had the message (a duplicate of an earlier publish).
+    async fn publish(
+        &self,
+        first: HeaderMap,
+        headers: impl Fn() -> HeaderMap,
+        payload: Bytes,
+    ) -> Result<bool, Published> {
         let deadline = Instant::now() + self.timeout;
+        let mut first = Some(first);
         loop {
+            // Nothing is queued in the client while it is disconnected: a publish queued there
+            // would go out after the client was answered 451.
+            while self.client.connection_state() != async_nats::connection::State::Connected {
+                if Instant::now() + Duration::from_millis(50) >= deadline {
+                    return Err(Published::NotSent(NO_ACK));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let headers = first.take().unwrap_or_else(&headers);
             let attempt = async {
                 self.js
-                    .publish_with_headers(self.subject.clone(), headers(), payload.clone())
+                    .publish_with_headers(self.subject.clone(), headers, payload.clone())
                     .await?
                     .await
             };
             let err = match tokio::time::timeout_at(deadline, attempt).await {
-                Ok(Ok(_ack)) => return Ok(()),
+                Ok(Ok(ack)) => return Ok(ack.duplicate),
                 Ok(Err(e)) => e,
-                Err(_) => return Err(NO_ACK),
+                Err(_) => return Err(Published::Unknown),
             };
             use jetstream::context::PublishErrorKind as Kind;
             match err.kind() {
                 Kind::BrokenPipe | Kind::MaxAckPending => {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     if Instant::now() >= deadline {
-                        return Err(NO_ACK);
+                        return Err(Published::Unknown);
                     }
                 }
-                Kind::TimedOut => return Err(NO_ACK),
+                Kind::TimedOut => return Err(Published::Unknown),
                 Kind::MaxPayloadExceeded => {
                     // The server we reached takes less than the one we measured: learn its
                     // limit; the client's retry takes the claim-check path.
                     self.max_payload
                         .store(self.client.server_info().max_payload, Ordering::Relaxed);
-                    return Err(if self.objects.is_some() {
+                    return Err(Published::NotSent(if self.objects.is_some() {
                         NO_ACK
                     } else {
                         TOO_BIG
-                    });
+                    }));
                 }
-                _ => return Err(refusal(&err.to_string())),
+                _ => return Err(Published::Refused(refusal(&err))),
             }
         }
     }
 
     /// Streams the message (the part read so far, then the rest of `body`) into the Object
     /// Store under `name`; returns its size.
+    /// Every chunk of the rest of the body goes through `digest` too.
     async fn put_object(
         &self,
         store: &object_store::ObjectStore,
         name: &str,
         read: Vec<Bytes>,
-        body: Body,
+        body: Option<Body>,
+        digest: &std::sync::Mutex<Dedup>,
     ) -> Result<usize, Reply> {
-        let rest = futures_util::stream::unfold(body, |mut body| async move {
+        let rest = futures_util::stream::unfold(body, move |body| async move {
+            let mut body = body?;
             let chunk = body.chunk().await?;
-            Some((chunk.map_err(std::io::Error::other), body))
+            if let Ok(chunk) = &chunk {
+                digest
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .update(chunk);
+            }
+            Some((chunk.map_err(std::io::Error::other), Some(body)))
         });
         let chunks = futures_util::stream::iter(read.into_iter().map(Ok)).chain(rest);
         let mut reader = tokio_util::io::StreamReader::new(Box::pin(chunks));
@@ -303,7 +376,7 @@ impl JetStream {
                 // A read error is the client's: the message ended early.
                 let reply = match e.kind() {
                     object_store::PutErrorKind::ReadChunks => Reply::LOCAL_ERROR,
-                    _ => refusal(&e.to_string()),
+                    _ => NO_ACK,
                 };
                 tracing::warn!("jetstream: object {name}: {e}");
                 Err(reply)
@@ -311,7 +384,7 @@ impl JetStream {
         }
     }
 
-    /// Deletes an object after its envelope could not be published (best effort, bounded).
+    /// Deletes an object no stream message points to (best effort, bounded).
     async fn delete_object(&self, store: &object_store::ObjectStore, name: &str) {
         if let Ok(Err(e)) = tokio::time::timeout(self.timeout, store.delete(name)).await {
             tracing::warn!("jetstream: could not delete object {name}: {e}");
@@ -319,23 +392,54 @@ impl JetStream {
     }
 }
 
-/// The reply for a publish the stream refused.
-fn refusal(error: &str) -> Reply {
-    // The server's words for a full stream or account (error codes 10047, 10077, 10028).
-    let full = [
-        "maximum messages",
-        "maximum bytes",
-        "insufficient resources",
-        "storage",
-    ];
-    if full.iter().any(|f| error.contains(f)) {
-        STORE_FULL
-    } else if error.contains("no responders") || error.contains("no stream") {
-        tracing::warn!("jetstream: {error}");
-        NO_ACK
-    } else {
-        tracing::warn!("jetstream: {error}");
-        STORE_ERROR
+/// How a publish ended, when it did not end in an acknowledgement.
+enum Published {
+    /// Not sent (NATS unreachable the whole time, or the message too large to send).
+    NotSent(Reply),
+    /// Sent, and the stream refused it: it is not there.
+    Refused(Reply),
+    /// Sent, no answer: it may be in the stream.
+    Unknown,
+}
+
+impl Published {
+    fn reply(self) -> Reply {
+        match self {
+            Self::NotSent(r) | Self::Refused(r) => r,
+            Self::Unknown => NO_ACK,
+        }
+    }
+}
+
+/// The reply for a publish the stream refused, by JetStream's error code.
+fn refusal(err: &jetstream::context::PublishError) -> Reply {
+    use std::error::Error as _;
+    let api = err
+        .source()
+        .and_then(|e| e.downcast_ref::<jetstream::Error>());
+    let Some(api) = api else {
+        tracing::warn!("jetstream: {err}");
+        return STORE_ERROR;
+    };
+    let reply = refusal_for(api.error_code().0, &api.to_string());
+    if reply.code() != 452 {
+        tracing::warn!("jetstream: {api}");
+    }
+    reply
+}
+
+/// The reply for JetStream's error `code` (with its description).
+fn refusal_for(code: u64, description: &str) -> Reply {
+    match code {
+        // Account or server out of resources: 10002 account resources exceeded, 10023
+        // insufficient resources, 10028 memory, 10047 storage.
+        10002 | 10023 | 10028 | 10047 => STORE_FULL,
+        // The stream's own limits (max_msgs, max_bytes, per subject, with discard new) are
+        // store failures that say "maximum".
+        10077 if description.contains("maximum") => STORE_FULL,
+        // Larger than the stream's max_msg_size: it will never fit.
+        10054 => TOO_BIG,
+        _ => STORE_ERROR,
     }
 }
 
@@ -379,9 +483,10 @@ impl JetStreamBuilder {
         self
     }
 
-    /// Messages held and published at once (128); beyond, `451 4.4.5`.
-    pub fn max_in_flight(mut self, n: usize) -> Self {
-        self.max_in_flight = n.max(1);
+    /// Bytes of messages held at once, being received or published (64 MiB); beyond, a
+    /// message waits for room up to the publish timeout, then gets `451 4.4.5`.
+    pub fn max_buffered(mut self, bytes: usize) -> Self {
+        self.max_buffered = bytes.max(1 << 20);
         self
     }
 
@@ -392,8 +497,8 @@ impl JetStreamBuilder {
     }
 
     /// NATS client options: credentials (`credentials_file`, `user_and_password`, `token`),
-    /// TLS (`require_tls`, `add_root_certificates`, `add_client_certificate`), a name. By
-    /// default the client retries connections every 50 ms to 1 s, without end.
+    /// TLS (`require_tls`, `add_root_certificates`, `add_client_certificate`), a name. Start
+    /// from [`JetStream::connect_options`] to keep this handler's reconnection settings.
     pub fn connect_options(mut self, options: ConnectOptions) -> Self {
         self.options = Some(options);
         self
@@ -402,15 +507,10 @@ impl JetStreamBuilder {
     /// Connects, and checks that the stream exists and takes the subject (creating them if
     /// asked).
     pub async fn connect(self) -> Result<JetStream, JetStreamError> {
-        let options = self.options.unwrap_or_else(|| {
-            ConnectOptions::new()
-                .reconnect_delay_callback(|attempts| {
-                    Duration::from_millis(50u64.saturating_mul(attempts as u64).min(1000))
-                })
-                .connection_timeout(self.timeout)
-        });
-        let servers = self.servers.clone();
-        let addrs = servers
+        let options = self.options.unwrap_or_else(JetStream::connect_options);
+        let servers = redact_servers(&self.servers);
+        let addrs = self
+            .servers
             .split(',')
             .map(|s| s.trim().parse::<async_nats::ServerAddr>())
             .collect::<Result<Vec<_>, _>>()
@@ -425,6 +525,14 @@ impl JetStreamBuilder {
                 servers: servers.clone(),
                 reason: e.to_string(),
             })?;
+        let max_payload = client.server_info().max_payload;
+        if max_payload < MIN_MAX_PAYLOAD {
+            return Err(JetStreamError::Setup(format!(
+                "the NATS server's max_payload ({max_payload} bytes) is below the {} KiB this \
+                 needs for the envelope",
+                MIN_MAX_PAYLOAD >> 10
+            )));
+        }
         let mut js = jetstream::new(client.clone());
         js.set_timeout(self.timeout);
         let setup = |e: &dyn std::fmt::Display| JetStreamError::Setup(e.to_string());
@@ -479,10 +587,10 @@ impl JetStreamBuilder {
             client: client.clone(),
             subject: Subject::from(self.subject),
             objects,
-            in_flight: Semaphore::new(self.max_in_flight),
+            budget: Semaphore::new((self.max_buffered >> 10).min(Semaphore::MAX_PERMITS)),
             timeout: self.timeout,
             hostname: self.hostname,
-            max_payload: AtomicUsize::new(client.server_info().max_payload),
+            max_payload: AtomicUsize::new(max_payload),
         })
     }
 }
@@ -613,29 +721,71 @@ fn message_id(message: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
-/// `Nats-Msg-Id`: a digest of the message's `Message-ID` and its envelope, so that a client's
-/// retry of the same message is the same id; our unique id if there is no `Message-ID`.
-fn dedup_id(message: &[u8], env: &Envelope, id: &str) -> String {
-    let Some(message_id) = message_id(message) else {
-        return id.to_string();
-    };
-    let mut h = Sha256::new();
-    h.update(&message_id);
-    h.update(b"\0");
-    if let Some(ReversePath::Mailbox(m)) = &env.from {
-        h.update(m.to_string().as_bytes());
+/// `Nats-Msg-Id` for a message with a `Message-ID` header: SHA-256 over the envelope and the
+/// whole content, each field length-prefixed, so a client's retry (the same bytes to the same
+/// recipients) is the same id and any other message is not.
+struct Dedup(Sha256);
+
+impl Dedup {
+    fn new(env: &Envelope) -> Self {
+        let mut h = Sha256::new();
+        let mut field = |bytes: &[u8]| {
+            h.update((bytes.len() as u64).to_be_bytes());
+            h.update(bytes);
+        };
+        match &env.from {
+            Some(from) => field(from.to_string().as_bytes()),
+            None => field(b"-"),
+        }
+        field(&(env.recipients.len() as u64).to_be_bytes());
+        for r in &env.recipients {
+            field(r.path.to_string().as_bytes());
+        }
+        Self(h)
     }
-    for r in &env.recipients {
-        h.update(b"\0");
-        h.update(r.path.to_string().as_bytes());
+
+    fn update(&mut self, content: &[u8]) {
+        self.0.update(content);
     }
-    let digest = h.finalize();
-    let mut out = String::with_capacity(64);
-    for b in digest {
-        out.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
-        out.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
+
+    /// The id: the digest in hex, or `unique` when the message has no `Message-ID`.
+    fn finish(self, has_message_id: bool, unique: &str) -> String {
+        if !has_message_id {
+            return unique.to_string();
+        }
+        let digest = self.0.finalize();
+        let mut out = String::with_capacity(64);
+        for b in digest {
+            out.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+            out.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
+        }
+        out
+    }
+}
+
+/// The dedup id of a claim check: known already, or hashed as the body streams (and whether
+/// the message has a `Message-ID`).
+enum DedupId {
+    Known(String),
+    Streaming(Dedup, bool),
+}
+
+/// Up to `n` bytes from the start of `chunks` (to find the `Message-ID` header).
+fn first_bytes(chunks: &[Bytes], n: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(n.min(chunks.iter().map(Bytes::len).sum()));
+    for chunk in chunks {
+        let take = chunk.len().min(n - out.len());
+        out.extend_from_slice(&chunk[..take]);
+        if out.len() == n {
+            break;
+        }
     }
     out
+}
+
+/// A refusal while the byte budget is spent.
+fn congested() -> Reply {
+    CONGESTED
 }
 
 #[async_trait]
@@ -649,15 +799,21 @@ impl Handler for JetStream {
         if self.client.connection_state() == async_nats::connection::State::Disconnected {
             return Err(STORE_DOWN);
         }
-        if self.in_flight.available_permits() == 0 {
-            return Err(CONGESTED);
+        if self.budget.available_permits() < 64 {
+            return Err(congested());
         }
         Ok(())
     }
 
     async fn data(&self, ctx: &mut Context, mut body: Body) -> Result<(), Reply> {
-        let Ok(_permit) = self.in_flight.try_acquire() else {
-            return Err(CONGESTED);
+        let deadline = Instant::now() + self.timeout;
+        // The budget, in KiB: what this message holds, taken as its chunks arrive.
+        let take = |bytes: usize| {
+            let kib = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX);
+            tokio::time::timeout_at(deadline.max(Instant::now()), self.budget.acquire_many(kib))
+        };
+        let Ok(Ok(mut held)) = take(MESSAGE_COST).await else {
+            return Err(congested());
         };
         let (info, env) = (ctx.session(), ctx.envelope());
         let id = info
@@ -665,16 +821,17 @@ impl Handler for JetStream {
             .clone()
             .unwrap_or_else(crate::handler::queue_id);
         let trace = received_header(info, env, &self.hostname);
-        // Room for the NATS headers: a path and its parameters take at most ~1 KB (RFC 5321
-        // 4.5.3.1.3, RFC 3461 4.2), the rest of the session a few.
-        let room = HEADER_ROOM + 1100 * (env.recipients.len() + 1);
-        let limit = self.max_payload().saturating_sub(room);
+        let limit = self.max_payload().saturating_sub(HEADER_ROOM);
         // The chunks as they come (no copy), then one copy into a buffer of the exact size.
         let mut chunks = Vec::new();
         let mut len = trace.len();
         let mut large = false;
         while let Some(chunk) = body.chunk().await {
             let chunk = chunk?;
+            match take(chunk.len()).await {
+                Ok(Ok(more)) => held.merge(more),
+                _ => return Err(congested()),
+            }
             len += chunk.len();
             chunks.push(chunk);
             if len > limit {
@@ -682,6 +839,7 @@ impl Handler for JetStream {
                 break;
             }
         }
+        let has_message_id = message_id(&first_bytes(&chunks, 64 << 10)).is_some();
         let mut facts = Facts {
             id: &id,
             dedup: String::new(),
@@ -689,47 +847,109 @@ impl Handler for JetStream {
             object: None,
             received_at: rfc3339_now(),
         };
+        let mut dedup = Dedup::new(env);
         if !large {
             let mut message = BytesMut::with_capacity(len);
             message.extend_from_slice(trace.as_bytes());
             for chunk in &chunks {
+                dedup.update(chunk);
                 message.extend_from_slice(chunk);
             }
-            drop(chunks);
-            facts.dedup = dedup_id(&message[trace.len()..], env, &id);
-            let headers = || nats_headers(info, env, &facts);
-            return self.publish(headers, message.freeze()).await;
+            facts.dedup = dedup.finish(has_message_id, &id);
+            let first = nats_headers(info, env, &facts);
+            // The headers are measured, not guessed: with them the message must fit.
+            if message.len() + framed_len(&first) <= self.max_payload() {
+                drop(chunks);
+                let headers = || nats_headers(info, env, &facts);
+                return self
+                    .publish(first, headers, message.freeze())
+                    .await
+                    .map(drop)
+                    .map_err(Published::reply);
+            }
+            // It does not: the claim check, from memory.
+            let digest = std::mem::take(&mut facts.dedup);
+            let read = vec![message.freeze()];
+            return self
+                .claim_check(info, env, &mut facts, read, None, DedupId::Known(digest))
+                .await;
         }
-        // A claim check: the message in the Object Store, its envelope in the stream.
-        let Some((bucket, store)) = &self.objects else {
-            return Err(TOO_BIG);
-        };
-        let head = first_bytes(&chunks, 64 << 10);
-        facts.dedup = dedup_id(&head, env, &id);
         let mut read = vec![Bytes::from(trace)];
-        read.extend(chunks);
-        facts.size = self.put_object(store, &id, read, body).await?;
-        facts.object = Some(format!("{bucket}/{id}"));
-        let headers = || nats_headers(info, env, &facts);
-        let published = self.publish(headers, Bytes::new()).await;
-        if published.is_err() {
-            self.delete_object(store, &id).await;
+        for chunk in &chunks {
+            dedup.update(chunk);
         }
-        published
+        read.extend(chunks);
+        let digest = DedupId::Streaming(dedup, has_message_id);
+        let result = self
+            .claim_check(info, env, &mut facts, read, Some(body), digest)
+            .await;
+        drop(held);
+        result
     }
 }
 
-/// Up to `n` bytes from the start of `chunks` (to find the `Message-ID` header).
-fn first_bytes(chunks: &[Bytes], n: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(n);
-    for chunk in chunks {
-        let take = chunk.len().min(n - out.len());
-        out.extend_from_slice(&chunk[..take]);
-        if out.len() == n {
-            break;
+impl JetStream {
+    /// A claim check: the message into the Object Store (named by our unique id), then its
+    /// envelope into the stream. `read` is what was read so far, `rest` the body still to
+    /// read, and `digest` the dedup id or what makes it.
+    async fn claim_check(
+        &self,
+        info: &SessionInfo,
+        env: &Envelope,
+        facts: &mut Facts<'_>,
+        read: Vec<Bytes>,
+        rest: Option<Body>,
+        digest: DedupId,
+    ) -> Result<(), Reply> {
+        let Some((bucket, store)) = &self.objects else {
+            return Err(TOO_BIG);
+        };
+        let (hasher, known, has_message_id) = match digest {
+            DedupId::Known(id) => (Dedup::new(env), Some(id), false),
+            DedupId::Streaming(hasher, has) => (hasher, None, has),
+        };
+        let hasher = std::sync::Mutex::new(hasher);
+        facts.size = self
+            .put_object(store, facts.id, read, rest, &hasher)
+            .await?;
+        facts.dedup = match known {
+            Some(id) => id,
+            None => hasher
+                .into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .finish(has_message_id, facts.id),
+        };
+        facts.object = Some(format!("{bucket}/{}", facts.id));
+        let facts = &*facts;
+        let first = nats_headers(info, env, facts);
+        let headers = || nats_headers(info, env, facts);
+        match self.publish(first, headers, Bytes::new()).await {
+            Ok(false) => Ok(()),
+            // The stream had this message already, with its own object: ours is not needed.
+            Ok(true) => {
+                self.delete_object(store, facts.id).await;
+                Ok(())
+            }
+            // Surely not in the stream: nothing points to the object.
+            Err(e @ (Published::NotSent(_) | Published::Refused(_))) => {
+                self.delete_object(store, facts.id).await;
+                Err(e.reply())
+            }
+            // Perhaps in the stream, pointing to the object: it stays.
+            Err(Published::Unknown) => Err(NO_ACK),
         }
     }
-    out
+}
+
+/// The size of `headers` as NATS frames them (`NATS/1.0\r\n`, `Name: value\r\n` each, `\r\n`).
+fn framed_len(headers: &HeaderMap) -> usize {
+    let mut n = 12;
+    for (name, values) in headers.iter() {
+        for v in values {
+            n += AsRef::<str>::as_ref(name).len() + v.as_str().len() + 4;
+        }
+    }
+    n
 }
 
 #[cfg(test)]
@@ -755,7 +975,7 @@ mod tests {
     }
 
     #[test]
-    fn dedup_ids_follow_message_id_and_envelope() {
+    fn dedup_ids_are_the_envelope_and_the_content() {
         use smtp_proto::{ForwardPath, Mailbox, Recipient};
         let mut env = Envelope {
             from: Some(ReversePath::Mailbox(Mailbox::parse("a@x").unwrap())),
@@ -765,22 +985,72 @@ mod tests {
             path: ForwardPath::Mailbox(Mailbox::parse("b@y").unwrap()),
             params: Default::default(),
         });
-        let m = b"Message-ID: <1@x>\r\n\r\nhello\r\n";
-        let first = dedup_id(m, &env, "ID1");
+        let id = |env: &Envelope, parts: &[&[u8]], unique: &str| {
+            let mut d = Dedup::new(env);
+            for p in parts {
+                d.update(p);
+            }
+            d.finish(true, unique)
+        };
+        let m: &[u8] = b"Message-ID: <1@x>\r\n\r\nhello\r\n";
+        let first = id(&env, &[m], "ID1");
         assert_eq!(first.len(), 64);
-        // A retry of the same message (same Message-ID and envelope) is the same id.
-        assert_eq!(dedup_id(m, &env, "ID2"), first);
-        // Another recipient is another message.
-        env.recipients[0].path = ForwardPath::Mailbox(Mailbox::parse("c@y").unwrap());
-        assert_ne!(dedup_id(m, &env, "ID1"), first);
+        // A retry (the same bytes to the same envelope), however the chunks fall.
+        assert_eq!(id(&env, &[&m[..5], &m[5..]], "ID2"), first);
+        // The same Message-ID with other content is another message.
+        assert_ne!(
+            id(&env, &[b"Message-ID: <1@x>\r\n\r\nother\r\n"], "ID1"),
+            first
+        );
+        // So is another recipient.
+        let mut other = env.clone();
+        other.recipients[0].path = ForwardPath::Mailbox(Mailbox::parse("c@y").unwrap());
+        assert_ne!(id(&other, &[m], "ID1"), first);
+        // Fields are length-prefixed: moving bytes between them changes the id.
+        let mut null = env.clone();
+        null.from = Some(ReversePath::Null);
+        assert_ne!(id(&null, &[m], "ID1"), first);
         // No Message-ID: our unique id.
-        assert_eq!(dedup_id(b"Subject: x\r\n\r\n", &env, "ID3"), "ID3");
+        assert_eq!(Dedup::new(&env).finish(false, "ID3"), "ID3");
     }
 
     #[test]
-    fn full_stream_is_452() {
-        assert_eq!(refusal("maximum messages exceeded").code(), 452);
-        assert_eq!(refusal("maximum bytes exceeded").code(), 452);
-        assert_eq!(refusal("something else").code(), 451);
+    fn urls_lose_their_secrets() {
+        assert_eq!(
+            redact_servers("nats://ann:secret@h1:4222,nats://h2:4222,tok@h3"),
+            "nats://***@h1:4222,nats://h2:4222,***@h3"
+        );
+    }
+
+    /// JetStream's error codes (nats-server's errors.json) to RFC 3463 replies.
+    #[test]
+    fn refusals_by_error_code() {
+        let table = [
+            (10077, "maximum messages exceeded", 452, "4.3.1"),
+            (10077, "maximum bytes exceeded", 452, "4.3.1"),
+            (10077, "maximum messages per subject exceeded", 452, "4.3.1"),
+            (
+                10047,
+                "insufficient storage resources available",
+                452,
+                "4.3.1",
+            ),
+            (
+                10028,
+                "insufficient memory resources available",
+                452,
+                "4.3.1",
+            ),
+            (10023, "insufficient resources", 452, "4.3.1"),
+            (10002, "resource limits exceeded for account", 452, "4.3.1"),
+            (10054, "message size exceeds maximum allowed", 552, "5.3.4"),
+            (10077, "some other store failure", 451, "4.3.0"),
+            (10999, "anything else", 451, "4.3.0"),
+        ];
+        for (code, text, reply, status) in table {
+            let r = refusal_for(code, text);
+            assert_eq!(r.code(), reply, "{code} {text}");
+            assert_eq!(r.status().unwrap().to_string(), status, "{code} {text}");
+        }
     }
 }

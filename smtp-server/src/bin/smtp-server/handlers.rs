@@ -40,11 +40,12 @@ pub(crate) async fn build_handler(
         || p.object_store.is_some()
         || p.replicas.is_some()
         || p.publish_timeout.is_some()
-        || p.nats_creds.is_some();
+        || p.nats_creds.is_some()
+        || p.max_buffered.is_some();
     if jetstream_keys && !matches!(spec, HandlerSpec::JetStream(_)) {
         return Err(
-            "stream, subject, jetstream_create, object_store, replicas, publish_timeout and \
-             nats_creds apply to the jetstream handler only"
+            "stream, subject, jetstream_create, object_store, replicas, publish_timeout, \
+             nats_creds and max_buffered apply to the jetstream handler only"
                 .into(),
         );
     }
@@ -102,8 +103,13 @@ async fn jetstream(servers: &str, p: &Profile, hostname: &str) -> Result<JetStre
     if let Some(t) = p.publish_timeout {
         b = b.publish_timeout(t);
     }
+    if let Some(n) = p.max_buffered {
+        b = b.max_buffered(usize::try_from(n).unwrap_or(usize::MAX));
+    }
     if let Some(creds) = &p.nats_creds {
-        let options = async_nats::ConnectOptions::with_credentials_file(creds)
+        // The handler's own reconnection settings, with the credentials.
+        let options = JetStream::connect_options()
+            .credentials_file(creds)
             .await
             .map_err(|e| format!("nats_creds {}: {e}", creds.display()))?;
         b = b.connect_options(options);

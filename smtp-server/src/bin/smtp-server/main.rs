@@ -88,6 +88,10 @@ struct Args {
     /// JetStream: a NATS credentials file (.creds).
     #[arg(long, value_name = "FILE")]
     nats_creds: Option<String>,
+    /// JetStream: bytes of messages held at once, being received or published; beyond,
+    /// 451 4.4.5 [default: 64M]
+    #[arg(long, value_name = "BYTES")]
+    max_buffered: Option<String>,
     /// Ignore X-Blackhole-Mode and X-Blackhole-Delay headers in messages.
     #[arg(long)]
     no_switches: bool,
@@ -179,6 +183,7 @@ impl Args {
             ("replicas", self.replicas.as_deref()),
             ("publish_timeout", self.publish_timeout.as_deref()),
             ("nats_creds", self.nats_creds.as_deref()),
+            ("max_buffered", self.max_buffered.as_deref()),
         ];
         for (key, value) in values {
             if let Some(v) = value {
@@ -317,6 +322,7 @@ async fn run(s: Settings) -> Result<(), String> {
             replicas: p.replicas,
             publish_timeout: p.publish_timeout,
             nats_creds: p.nats_creds.clone(),
+            max_buffered: p.max_buffered,
             ..Profile::default()
         };
         let inner = match handlers.get(&key) {

@@ -81,6 +81,8 @@ pub(crate) struct Profile {
     pub(crate) publish_timeout: Option<Duration>,
     /// JetStream: a NATS credentials file.
     pub(crate) nats_creds: Option<PathBuf>,
+    /// JetStream: bytes of messages held at once.
+    pub(crate) max_buffered: Option<u64>,
 }
 
 /// How the relay handler protects its connection to the upstream.
@@ -196,6 +198,7 @@ impl Profile {
                 self.publish_timeout = Some(Duration::from_secs_f64(secs));
             }
             "nats_creds" => self.nats_creds = Some(value.into()),
+            "max_buffered" => self.max_buffered = Some(size(key, value)?),
             _ => return Err(format!("unknown setting {key:?}")),
         }
         Ok(())
@@ -233,6 +236,7 @@ impl Profile {
             replicas: pick(&self.replicas, &base.replicas),
             publish_timeout: pick(&self.publish_timeout, &base.publish_timeout),
             nats_creds: pick(&self.nats_creds, &base.nats_creds),
+            max_buffered: pick(&self.max_buffered, &base.max_buffered),
         }
     }
 }
