@@ -9,7 +9,6 @@ use async_nats::{ConnectOptions, HeaderMap, HeaderValue, Subject};
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
-use sha2::{Digest, Sha256};
 use smtp_proto::{EnhancedStatus, Envelope, MailParams, Reply, ReversePath};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -118,7 +117,7 @@ const TOO_BIG: Reply = Reply::const_new(
 ///   `451 4.4.5`, and MAIL is refused the same way while the budget is spent. A client that
 ///   sends slowly holds only what it sent. Nothing is queued in the NATS client while the
 ///   connection is down, and its command queue is bounded too.
-/// - **Deduplicated.** For a message with a `Message-ID` header, `Nats-Msg-Id` is a SHA-256
+/// - **Deduplicated.** For a message with a `Message-ID` header, `Nats-Msg-Id` is a BLAKE3
 ///   digest of the envelope and the whole content: a client that retries a message whose
 ///   `250` it never saw (the stream had it, the acknowledgement was lost) sends the same
 ///   bytes, and the stream keeps one copy within its duplicate window (2 minutes). Two
@@ -721,16 +720,18 @@ fn message_id(message: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
-/// `Nats-Msg-Id` for a message with a `Message-ID` header: SHA-256 over the envelope and the
+/// `Nats-Msg-Id` for a message with a `Message-ID` header: BLAKE3 over the envelope and the
 /// whole content, each field length-prefixed, so a client's retry (the same bytes to the same
-/// recipients) is the same id and any other message is not.
-struct Dedup(Sha256);
+/// recipients) is the same id and any other message is not. (BLAKE3, not SHA-256: the same
+/// collision resistance at a third of the cost; SHA-256 was 16 % of the server's time with
+/// 100 KB messages.)
+struct Dedup(blake3::Hasher);
 
 impl Dedup {
     fn new(env: &Envelope) -> Self {
-        let mut h = Sha256::new();
+        let mut h = blake3::Hasher::new();
         let mut field = |bytes: &[u8]| {
-            h.update((bytes.len() as u64).to_be_bytes());
+            h.update(&(bytes.len() as u64).to_be_bytes());
             h.update(bytes);
         };
         match &env.from {
@@ -755,7 +756,7 @@ impl Dedup {
         }
         let digest = self.0.finalize();
         let mut out = String::with_capacity(64);
-        for b in digest {
+        for &b in digest.as_bytes() {
             out.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
             out.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
         }
