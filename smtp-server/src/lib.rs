@@ -63,6 +63,8 @@ pub use handler::AsDynHandler;
 pub use handler::{Context, Extensions, Handler, SessionInfo, TlsInfo, VRFY_CANNOT};
 pub use handlers::Relay;
 pub use handlers::blackhole;
+pub use handlers::capture::{self, Capture};
+pub use handlers::faults;
 #[cfg(feature = "jetstream")]
 pub use handlers::jetstream::{self, JetStream, JetStreamBuilder, JetStreamError};
 pub use handlers::{

@@ -32,15 +32,14 @@
 #![warn(missing_docs)]
 
 mod client;
-mod faults;
 mod server;
 
 pub use client::{Client, Response};
-pub use faults::{DropPoint, FaultHandler, Faults, Step};
 pub use server::{
     Mail, MailEnvelope, Recorder, Subscription, TestServer, TestServerBuilder, TestTls, WaitError,
 };
 pub use smtp_proto;
+pub use smtp_server::faults::{DropPoint, FaultHandler, Faults, Step};
 // The virtual-clock pair lives beside the session (`smtp_proto::testing`), so that the
 // protocol tests run on smtp-proto alone; it is re-exported here, where tests look for it.
 pub use smtp_proto::testing::{Decision, Pair, Peer, Received, drive};

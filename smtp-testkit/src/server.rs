@@ -13,7 +13,7 @@ use smtp_server::{
 };
 use tokio::sync::{Notify, broadcast};
 
-use crate::faults::{FaultHandler, Faults};
+use smtp_server::faults::{FaultHandler, Faults};
 
 /// One captured message: its envelope, the session it came in, its bytes and parsed view.
 #[derive(Clone)]

@@ -3,6 +3,8 @@
 
 mod accounts;
 pub mod blackhole;
+pub mod capture;
+pub mod faults;
 #[cfg(feature = "jetstream")]
 pub mod jetstream;
 mod maildir;

@@ -1,10 +1,15 @@
-//! Deterministic fault injection, as a handler that wraps another.
+//! Deterministic fault injection, as a handler that wraps another: [`Faults`] and
+//! [`FaultHandler`]. The testkit re-exports them; the capture server's HTTP API sets them at
+//! run time.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use smtp_proto::{EnhancedStatus, ForwardPath, MailParams, RcptParams, Reply, ReversePath};
-use smtp_server::{Body, Context, Handler, async_trait};
+
+use crate::body::Body;
+use crate::handler::{Context, Handler};
 
 /// A point of the transaction where a fault applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -36,21 +41,21 @@ pub enum DropPoint {
 ///
 /// ```
 /// use std::time::Duration;
-/// use smtp_testkit::{DropPoint, Faults, Step};
+/// use smtp_server::faults::{DropPoint, Faults, Step};
 /// let faults = Faults::new()
 ///     .reject_recipients("*@invalid.example")
 ///     .fail_first(Step::Data, 2)
 ///     .delay(Step::Rcpt, Duration::from_millis(50))
 ///     .rate_limit(100);
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Faults {
-    reject: Vec<String>,
-    temp_fail: Vec<(Step, u16)>,
-    fail_first: Vec<(Step, u32)>,
-    delays: Vec<(Step, Duration)>,
-    drop_at: Option<DropPoint>,
-    rate_limit: Option<u32>,
+    pub(crate) reject: Vec<String>,
+    pub(crate) temp_fail: Vec<(Step, u16)>,
+    pub(crate) fail_first: Vec<(Step, u32)>,
+    pub(crate) delays: Vec<(Step, Duration)>,
+    pub(crate) drop_at: Option<DropPoint>,
+    pub(crate) rate_limit: Option<u32>,
 }
 
 impl Faults {
@@ -110,11 +115,12 @@ struct Counters {
     accepted: u32,
 }
 
-/// A handler that applies [`Faults`], then asks the inner handler.
+/// A handler that applies [`Faults`], then asks the inner handler. The faults can be replaced
+/// while the server runs ([`FaultHandler::set_faults`]).
 #[derive(Debug)]
 pub struct FaultHandler<H> {
     inner: H,
-    faults: Faults,
+    faults: RwLock<Faults>,
     counters: Mutex<Counters>,
 }
 
@@ -138,7 +144,7 @@ impl<H: Handler> FaultHandler<H> {
     pub fn new(inner: H, faults: Faults) -> Self {
         Self {
             inner,
-            faults,
+            faults: RwLock::new(faults),
             counters: Mutex::new(Counters::default()),
         }
     }
@@ -148,23 +154,49 @@ impl<H: Handler> FaultHandler<H> {
         &self.inner
     }
 
+    /// The faults in force.
+    pub fn faults(&self) -> Faults {
+        self.read().clone()
+    }
+
+    /// Replaces the faults, from the next command on; the counters (`fail_first`,
+    /// `rate_limit`) start again from zero.
+    pub fn set_faults(&self, faults: Faults) {
+        *self.faults.write().unwrap_or_else(|e| e.into_inner()) = faults;
+        *self.counters.lock().unwrap_or_else(|e| e.into_inner()) = Counters::default();
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Faults> {
+        self.faults.read().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Delay, temporary failures and fail-first for one step.
     async fn step(&self, step: Step) -> Result<(), Reply> {
-        for (s, by) in &self.faults.delays {
-            if *s == step {
-                tokio::time::sleep(*by).await;
-            }
+        let (delay, temp_fail, fail_first) = {
+            let f = self.read();
+            let delay: Duration = f
+                .delays
+                .iter()
+                .filter(|(s, _)| *s == step)
+                .map(|d| d.1)
+                .sum();
+            let temp_fail = f.temp_fail.iter().find(|(s, _)| *s == step).map(|t| t.1);
+            let fail_first = f.fail_first.iter().find(|(s, _)| *s == step).map(|t| t.1);
+            (delay, temp_fail, fail_first)
+        };
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
         }
-        if let Some((_, code)) = self.faults.temp_fail.iter().find(|(s, _)| *s == step) {
-            return Err(temp(*code));
+        if let Some(code) = temp_fail {
+            return Err(temp(code));
         }
         let attempt = {
             let mut c = self.counters.lock().unwrap_or_else(|e| e.into_inner());
             c.attempts[step as usize] += 1;
             c.attempts[step as usize]
         };
-        if let Some((_, n)) = self.faults.fail_first.iter().find(|(s, _)| *s == step)
-            && attempt <= *n
+        if let Some(n) = fail_first
+            && attempt <= n
         {
             return Err(temp(451));
         }
@@ -184,7 +216,11 @@ impl<H: Handler> Handler for FaultHandler<H> {
         from: &ReversePath<'_>,
         params: &MailParams<'_>,
     ) -> Result<(), Reply> {
-        if let Some(limit) = self.faults.rate_limit {
+        let (rate_limit, drop_at) = {
+            let f = self.read();
+            (f.rate_limit, f.drop_at)
+        };
+        if let Some(limit) = rate_limit {
             let accepted = self
                 .counters
                 .lock()
@@ -198,7 +234,7 @@ impl<H: Handler> Handler for FaultHandler<H> {
                 ));
             }
         }
-        if self.faults.drop_at == Some(DropPoint::AfterMail) {
+        if drop_at == Some(DropPoint::AfterMail) {
             ctx.drop_connection();
             return Ok(());
         }
@@ -215,14 +251,18 @@ impl<H: Handler> Handler for FaultHandler<H> {
         let address = to
             .mailbox()
             .map_or_else(|| "postmaster".to_string(), ToString::to_string);
-        if self.faults.reject.iter().any(|p| glob(p, &address)) {
+        let (rejected, drop_at) = {
+            let f = self.read();
+            (f.reject.iter().any(|p| glob(p, &address)), f.drop_at)
+        };
+        if rejected {
             return Err(Reply::new(
                 550,
                 Some(EnhancedStatus::new(5, 1, 1)),
                 "No such user (injected)",
             ));
         }
-        if self.faults.drop_at == Some(DropPoint::AfterRcpt) {
+        if drop_at == Some(DropPoint::AfterRcpt) {
             ctx.drop_connection();
             return Ok(());
         }
@@ -232,7 +272,8 @@ impl<H: Handler> Handler for FaultHandler<H> {
 
     /// In LMTP too (there is one `data` for both): the result is every recipient's.
     async fn data(&self, ctx: &mut Context, mut body: Body) -> Result<(), Reply> {
-        if self.faults.drop_at == Some(DropPoint::MidData) {
+        let drop_at = self.read().drop_at;
+        if drop_at == Some(DropPoint::MidData) {
             let _ = body.chunk().await;
             ctx.drop_connection();
             return Err(Reply::LOCAL_ERROR);
@@ -243,7 +284,7 @@ impl<H: Handler> Handler for FaultHandler<H> {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .accepted += 1;
-        if self.faults.drop_at == Some(DropPoint::AfterData) {
+        if drop_at == Some(DropPoint::AfterData) {
             ctx.drop_connection();
         }
         Ok(())

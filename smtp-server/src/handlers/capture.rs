@@ -1,0 +1,970 @@
+//! [`Capture`]: a bounded in-memory store of received mail, with each message's envelope and
+//! session, searchable, with a live feed of new messages: what a capture server (the HTTP API
+//! of the `http` feature, the `smtp-server --handler capture` program) and tests read.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use mail_parser::{MessageParser, MimeHeaders};
+use smtp_proto::{
+    EnhancedStatus, Envelope, ForwardPath, MailParams, RcptParams, Reply, ReversePath,
+};
+use tokio::sync::broadcast;
+
+use crate::body::Body;
+use crate::handler::{Context, Handler, SessionInfo};
+
+/// What the store changed, for a live feed ([`Capture::subscribe`]).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum CaptureEvent {
+    /// A message arrived.
+    New(Arc<Captured>),
+    /// A message was deleted (by a client, or dropped to stay within the limits).
+    Deleted(String),
+    /// Every message was deleted.
+    Truncated,
+}
+
+/// One captured message: the bytes as received, the envelope, the session, and a parsed
+/// summary.
+#[derive(Debug)]
+pub struct Captured {
+    id: String,
+    created: SystemTime,
+    envelope: Envelope,
+    session: SessionInfo,
+    raw: Bytes,
+    read: AtomicBool,
+    summary: Summary,
+}
+
+/// A mailbox in a header: display name (empty if none) and address.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mailbox {
+    /// The display name, `""` if none.
+    pub name: String,
+    /// The address.
+    pub address: String,
+}
+
+/// A MIME part that is an attachment or an inline part with a name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    /// The part's id within the message (for [`Captured::part`]).
+    pub id: String,
+    /// Its file name (or Content-ID when it has none).
+    pub file_name: String,
+    /// Its content type, such as `application/pdf`.
+    pub content_type: String,
+    /// Its Content-ID, without angle brackets, `""` if none.
+    pub content_id: String,
+    /// Its decoded size.
+    pub size: usize,
+    /// Inline (a Content-ID or `Content-Disposition: inline`), not an attachment.
+    pub inline: bool,
+}
+
+/// The parsed facts of a message, made once when it arrives.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    /// `From` (the first).
+    pub from: Mailbox,
+    /// `To`.
+    pub to: Vec<Mailbox>,
+    /// `Cc`.
+    pub cc: Vec<Mailbox>,
+    /// `Bcc` (rarely present in a message as sent).
+    pub bcc: Vec<Mailbox>,
+    /// `Reply-To`.
+    pub reply_to: Vec<Mailbox>,
+    /// `Subject`, `""` if none.
+    pub subject: String,
+    /// `Message-ID`, without angle brackets, `""` if none.
+    pub message_id: String,
+    /// `Date` as Unix seconds, if it parses.
+    pub date: Option<i64>,
+    /// Attachments and named inline parts.
+    pub parts: Vec<Part>,
+    /// The start of the text (or of the HTML, as text), at most 250 characters.
+    pub snippet: String,
+}
+
+impl Captured {
+    /// The message's id: the one in the `250` reply (`queued as ID`).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// When it arrived.
+    pub fn created(&self) -> SystemTime {
+        self.created
+    }
+
+    /// The envelope: sender, recipients, parameters.
+    pub fn envelope(&self) -> &Envelope {
+        &self.envelope
+    }
+
+    /// The session: client address, HELO, TLS, AUTH user, listener.
+    pub fn session(&self) -> &SessionInfo {
+        &self.session
+    }
+
+    /// The message as received (after dot-unstuffing).
+    pub fn raw(&self) -> &Bytes {
+        &self.raw
+    }
+
+    /// Whether a client has opened it (Mailpit's read flag).
+    pub fn is_read(&self) -> bool {
+        self.read.load(Ordering::Relaxed)
+    }
+
+    /// Sets the read flag.
+    pub fn set_read(&self, read: bool) {
+        self.read.store(read, Ordering::Relaxed);
+    }
+
+    /// The parsed summary.
+    pub fn summary(&self) -> &Summary {
+        &self.summary
+    }
+
+    /// The message parsed (each call parses again: the store keeps only the raw bytes and the
+    /// summary, so that its memory bound holds).
+    pub fn parsed(&self) -> Option<mail_parser::Message<'_>> {
+        MessageParser::default().parse(&self.raw[..])
+    }
+
+    /// The text body (or the HTML converted to text), `""` if none.
+    pub fn text(&self) -> String {
+        self.parsed()
+            .and_then(|m| m.body_text(0).map(|t| t.into_owned()))
+            .unwrap_or_default()
+    }
+
+    /// The HTML body, `""` if none. **Hostile input**: show it only in a sandbox.
+    pub fn html(&self) -> String {
+        self.parsed()
+            .and_then(|m| {
+                // Only a real text/html part, not text converted to HTML.
+                (!m.html_body.is_empty())
+                    .then(|| m.body_html(0).map(|t| t.into_owned()))
+                    .flatten()
+                    .filter(|_| {
+                        m.html_body
+                            .first()
+                            .and_then(|&i| m.part(i))
+                            .is_some_and(|p| {
+                                p.content_type().is_some_and(|c| {
+                                    c.subtype().is_some_and(|s| s.eq_ignore_ascii_case("html"))
+                                })
+                            })
+                    })
+            })
+            .unwrap_or_default()
+    }
+
+    /// The header lines: each name (as written) with its raw values, in order.
+    pub fn headers(&self) -> Vec<(String, String)> {
+        let Some(m) = self.parsed() else {
+            return Vec::new();
+        };
+        m.headers()
+            .iter()
+            .map(|h| {
+                let raw = &self.raw[h.offset_start() as usize..h.offset_end() as usize];
+                let value = String::from_utf8_lossy(raw);
+                let value = value.trim().replace("\r\n", "").replace('\n', "");
+                (h.name().to_string(), value)
+            })
+            .collect()
+    }
+
+    /// An attachment's decoded bytes and content type, by [`Part::id`].
+    pub fn part(&self, id: &str) -> Option<(String, Vec<u8>)> {
+        let index: u32 = id.parse().ok()?;
+        let m = self.parsed()?;
+        let part = m.part(index)?;
+        let content_type = content_type(part);
+        Some((content_type, part.contents().to_vec()))
+    }
+
+    /// What this message costs against the store's byte limit.
+    fn cost(&self) -> usize {
+        self.raw.len() + 1024 + self.summary.snippet.len()
+    }
+}
+
+fn content_type(part: &mail_parser::MessagePart<'_>) -> String {
+    match part.content_type() {
+        Some(c) => match c.subtype() {
+            Some(sub) => format!("{}/{sub}", c.ctype()),
+            None => c.ctype().to_string(),
+        },
+        None => "application/octet-stream".to_string(),
+    }
+}
+
+fn mailboxes(addr: Option<&mail_parser::Address<'_>>) -> Vec<Mailbox> {
+    let Some(addr) = addr else {
+        return Vec::new();
+    };
+    addr.iter()
+        .map(|a| Mailbox {
+            name: a.name().unwrap_or_default().to_string(),
+            address: a.address().unwrap_or_default().to_string(),
+        })
+        .collect()
+}
+
+/// The summary of a message (what lists and searches read).
+fn summarize(raw: &[u8]) -> Summary {
+    let Some(m) = MessageParser::default().parse(raw) else {
+        return Summary::default();
+    };
+    let mut parts = Vec::new();
+    for &i in &m.attachments {
+        let Some(p) = m.part(i) else { continue };
+        let content_id = p
+            .content_id()
+            .unwrap_or_default()
+            .trim_matches(['<', '>'])
+            .to_string();
+        let inline = p
+            .content_disposition()
+            .is_some_and(|d| d.ctype().eq_ignore_ascii_case("inline"))
+            || !content_id.is_empty();
+        parts.push(Part {
+            id: i.to_string(),
+            file_name: p
+                .attachment_name()
+                .map_or_else(|| content_id.clone(), str::to_string),
+            content_type: content_type(p),
+            content_id,
+            size: p.contents().len(),
+            inline,
+        });
+    }
+    let text = m.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
+    let snippet: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    Summary {
+        from: mailboxes(m.from()).into_iter().next().unwrap_or_default(),
+        to: mailboxes(m.to()),
+        cc: mailboxes(m.cc()),
+        bcc: mailboxes(m.bcc()),
+        reply_to: mailboxes(m.reply_to()),
+        subject: m.subject().unwrap_or_default().to_string(),
+        message_id: m.message_id().unwrap_or_default().to_string(),
+        date: m.date().map(mail_parser::DateTime::to_timestamp),
+        parts,
+        snippet: snippet.chars().take(250).collect(),
+    }
+}
+
+/// A search, in Mailpit's syntax: words match anywhere (sender, recipients, subject, text);
+/// `to:`, `from:`, `cc:`, `bcc:`, `subject:`, `message-id:`, `addressed:` match one field;
+/// `is:read`, `is:unread`, `has:attachment`, `larger:10k`, `smaller:1M`; `"quoted phrases"`;
+/// a leading `!` or `-` negates a term. Every term must match; case does not matter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Query {
+    terms: Vec<(bool, Term)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Term {
+    Field(Field, String),
+    Read(bool),
+    HasAttachment,
+    Larger(u64),
+    Smaller(u64),
+    Word(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    To,
+    From,
+    Cc,
+    Bcc,
+    ReplyTo,
+    Subject,
+    MessageId,
+    Addressed,
+}
+
+fn size_value(s: &str) -> Option<u64> {
+    let s = s.to_ascii_lowercase();
+    let (digits, unit) = if let Some(d) = s.strip_suffix("mb").or_else(|| s.strip_suffix('m')) {
+        (d, 1u64 << 20)
+    } else if let Some(d) = s.strip_suffix("kb").or_else(|| s.strip_suffix('k')) {
+        (d, 1 << 10)
+    } else {
+        (s.as_str(), 1)
+    };
+    let n: f64 = digits.parse().ok()?;
+    (n >= 0.0).then(|| (n * unit as f64) as u64)
+}
+
+impl Query {
+    /// Parses a query (anything parses: an unknown `key:value` is a word).
+    pub fn parse(query: &str) -> Self {
+        let mut terms = Vec::new();
+        for token in tokens(query) {
+            let (negated, token) = match token.strip_prefix(['!', '-']) {
+                Some(rest) if !rest.is_empty() => (true, rest.to_string()),
+                _ => (false, token),
+            };
+            let lower = token.to_lowercase();
+            let term = match lower.split_once(':') {
+                Some(("to", v)) => Term::Field(Field::To, v.to_string()),
+                Some(("from", v)) => Term::Field(Field::From, v.to_string()),
+                Some(("cc", v)) => Term::Field(Field::Cc, v.to_string()),
+                Some(("bcc", v)) => Term::Field(Field::Bcc, v.to_string()),
+                Some(("reply-to", v)) => Term::Field(Field::ReplyTo, v.to_string()),
+                Some(("subject", v)) => Term::Field(Field::Subject, v.to_string()),
+                Some(("message-id", v)) => Term::Field(Field::MessageId, v.to_string()),
+                Some(("addressed", v)) => Term::Field(Field::Addressed, v.to_string()),
+                Some(("is", "read")) => Term::Read(true),
+                Some(("is", "unread")) => Term::Read(false),
+                Some(("has", "attachment" | "attachments")) => Term::HasAttachment,
+                Some(("larger", v)) if size_value(v).is_some() => {
+                    Term::Larger(size_value(v).unwrap_or_default())
+                }
+                Some(("smaller", v)) if size_value(v).is_some() => {
+                    Term::Smaller(size_value(v).unwrap_or_default())
+                }
+                _ => Term::Word(lower),
+            };
+            if matches!(&term, Term::Word(w) | Term::Field(_, w) if w.is_empty()) {
+                continue;
+            }
+            terms.push((negated, term));
+        }
+        Self { terms }
+    }
+
+    /// True if the query has no term (it matches everything).
+    pub fn is_empty(&self) -> bool {
+        self.terms.is_empty()
+    }
+
+    /// Whether `m` matches every term.
+    pub fn matches(&self, m: &Captured) -> bool {
+        let mut text: Option<String> = None;
+        self.terms.iter().all(|(negated, term)| {
+            let hit = match term {
+                Term::Field(field, v) => field_matches(m, *field, v),
+                Term::Read(read) => m.is_read() == *read,
+                Term::HasAttachment => m.summary.parts.iter().any(|p| !p.inline),
+                Term::Larger(n) => m.raw.len() as u64 > *n,
+                Term::Smaller(n) => (m.raw.len() as u64) < *n,
+                Term::Word(w) => {
+                    let text = text.get_or_insert_with(|| search_text(m));
+                    text.contains(w.as_str())
+                }
+            };
+            hit != *negated
+        })
+    }
+}
+
+/// Splits a query on spaces, keeping `"quoted phrases"` whole (without the quotes).
+fn tokens(query: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    for c in query.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            c if c.is_whitespace() && !quoted => {
+                if !current.is_empty() {
+                    out.push(std::mem::take(&mut current));
+                }
+            }
+            c => current.push(c),
+        }
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+fn contains(haystack: &str, needle: &str) -> bool {
+    haystack.to_lowercase().contains(needle)
+}
+
+fn any_mailbox(list: &[Mailbox], v: &str) -> bool {
+    list.iter()
+        .any(|a| contains(&a.address, v) || contains(&a.name, v))
+}
+
+fn field_matches(m: &Captured, field: Field, v: &str) -> bool {
+    let s = &m.summary;
+    // The envelope counts too: a Bcc recipient is only there.
+    let envelope_to = || {
+        m.envelope
+            .recipients
+            .iter()
+            .any(|r| contains(&r.path.address(), v))
+    };
+    match field {
+        Field::To => any_mailbox(&s.to, v) || envelope_to(),
+        Field::From => {
+            any_mailbox(std::slice::from_ref(&s.from), v)
+                || m.envelope.sender().is_some_and(|a| contains(&a, v))
+        }
+        Field::Cc => any_mailbox(&s.cc, v),
+        Field::Bcc => any_mailbox(&s.bcc, v),
+        Field::ReplyTo => any_mailbox(&s.reply_to, v),
+        Field::Subject => contains(&s.subject, v),
+        Field::MessageId => contains(&s.message_id, v),
+        Field::Addressed => {
+            any_mailbox(std::slice::from_ref(&s.from), v)
+                || any_mailbox(&s.to, v)
+                || any_mailbox(&s.cc, v)
+                || any_mailbox(&s.bcc, v)
+                || any_mailbox(&s.reply_to, v)
+                || envelope_to()
+        }
+    }
+}
+
+/// What a plain word is searched in: sender, recipients, subject, and the text (lower case).
+fn search_text(m: &Captured) -> String {
+    let s = &m.summary;
+    let mut t = String::new();
+    for a in std::iter::once(&s.from)
+        .chain(&s.to)
+        .chain(&s.cc)
+        .chain(&s.bcc)
+    {
+        t.push_str(&a.name);
+        t.push(' ');
+        t.push_str(&a.address);
+        t.push(' ');
+    }
+    t.push_str(&s.subject);
+    t.push(' ');
+    t.push_str(&m.text());
+    t.to_lowercase()
+}
+
+/// Counters since start (Mailpit's `RuntimeStats`).
+#[derive(Debug, Default)]
+struct Stats {
+    accepted: AtomicU64,
+    accepted_bytes: AtomicU64,
+    rejected: AtomicU64,
+    deleted: AtomicU64,
+    dropped: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Oldest first.
+    messages: VecDeque<Arc<Captured>>,
+    bytes: usize,
+}
+
+/// Mailpit's chaos triggers: refuse MAIL (`sender`), RCPT (`recipient`) or AUTH
+/// (`authentication`) with `code`, each with a probability in percent. Random by design (the
+/// deterministic faults are [`Faults`](crate::faults::Faults)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chaos {
+    /// At MAIL: `(code, probability)`.
+    pub sender: (u16, u8),
+    /// At RCPT.
+    pub recipient: (u16, u8),
+    /// At AUTH (when this handler answers AUTH).
+    pub authentication: (u16, u8),
+}
+
+impl Default for Chaos {
+    fn default() -> Self {
+        Self {
+            sender: (451, 0),
+            recipient: (451, 0),
+            authentication: (535, 0),
+        }
+    }
+}
+
+fn chaos_reply((code, probability): (u16, u8), what: &str) -> Result<(), Reply> {
+    if probability > 0 && fastrand::u8(0..100) < probability {
+        let status = if code >= 500 { (5, 7, 1) } else { (4, 7, 1) };
+        return Err(Reply::new(
+            code,
+            Some(EnhancedStatus::new(status.0, status.1, status.2)),
+            format!("Chaos {what} error"),
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Debug)]
+struct Shared {
+    state: Mutex<State>,
+    max_messages: usize,
+    max_bytes: usize,
+    events: broadcast::Sender<CaptureEvent>,
+    stats: Stats,
+    chaos: Mutex<Chaos>,
+    started: std::time::Instant,
+}
+
+/// A bounded in-memory store of received mail: at most [`Capture::max_messages`] messages
+/// (10,000 by default) and [`Capture::max_bytes`] bytes (256 MiB), the oldest dropped first.
+/// Cheap to clone: clones share the store. As a [`Handler`] it accepts every message and
+/// stores it; wrap it in a [`FaultHandler`](crate::faults::FaultHandler) to refuse some.
+///
+/// ```
+/// # async fn run() -> Result<(), smtp_server::Error> {
+/// use smtp_server::{Capture, Server};
+/// use smtp_server::capture::Query;
+///
+/// let capture = Capture::new();
+/// let server = Server::builder().listen("127.0.0.1:0").handler(capture.clone()).bind().await?;
+/// let handle = server.spawn();
+/// // ... send mail to handle.local_addr() ...
+/// let arrived = capture
+///     .wait_for(&Query::parse("to:ann@example.com"), 1, std::time::Duration::from_secs(5))
+///     .await;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Capture {
+    shared: Arc<Shared>,
+}
+
+impl Default for Capture {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Capture {
+    /// An empty store with the default limits.
+    pub fn new() -> Self {
+        Self::with_limits(10_000, 256 << 20)
+    }
+
+    /// An empty store that keeps at most `max_messages` messages and `max_bytes` bytes (raw
+    /// size plus about 1 KB each for the summary), dropping the oldest.
+    pub fn with_limits(max_messages: usize, max_bytes: usize) -> Self {
+        let (events, _) = broadcast::channel(1024);
+        Self {
+            shared: Arc::new(Shared {
+                state: Mutex::new(State::default()),
+                max_messages: max_messages.max(1),
+                max_bytes: max_bytes.max(1),
+                events,
+                stats: Stats::default(),
+                chaos: Mutex::new(Chaos::default()),
+                started: std::time::Instant::now(),
+            }),
+        }
+    }
+
+    /// The message limit.
+    pub fn max_messages(&self) -> usize {
+        self.shared.max_messages
+    }
+
+    /// The byte limit.
+    pub fn max_bytes(&self) -> usize {
+        self.shared.max_bytes
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.shared.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Stores a message (what the handler does with each message it accepts).
+    pub fn insert(
+        &self,
+        id: String,
+        envelope: Envelope,
+        session: SessionInfo,
+        raw: Bytes,
+    ) -> Arc<Captured> {
+        let summary = summarize(&raw);
+        let message = Arc::new(Captured {
+            id,
+            created: SystemTime::now(),
+            envelope,
+            session,
+            raw,
+            read: AtomicBool::new(false),
+            summary,
+        });
+        let stats = &self.shared.stats;
+        stats.accepted.fetch_add(1, Ordering::Relaxed);
+        stats
+            .accepted_bytes
+            .fetch_add(message.raw.len() as u64, Ordering::Relaxed);
+        let mut dropped = Vec::new();
+        {
+            let mut state = self.state();
+            state.bytes += message.cost();
+            state.messages.push_back(Arc::clone(&message));
+            while state.messages.len() > self.shared.max_messages
+                || (state.bytes > self.shared.max_bytes && state.messages.len() > 1)
+            {
+                let Some(old) = state.messages.pop_front() else {
+                    break;
+                };
+                state.bytes -= old.cost();
+                dropped.push(old.id.clone());
+            }
+        }
+        stats
+            .dropped
+            .fetch_add(dropped.len() as u64, Ordering::Relaxed);
+        for id in dropped {
+            let _ = self.shared.events.send(CaptureEvent::Deleted(id));
+        }
+        let _ = self
+            .shared
+            .events
+            .send(CaptureEvent::New(Arc::clone(&message)));
+        message
+    }
+
+    /// Every message, newest first.
+    pub fn messages(&self) -> Vec<Arc<Captured>> {
+        self.state().messages.iter().rev().cloned().collect()
+    }
+
+    /// The messages that match `query`, newest first.
+    pub fn search(&self, query: &Query) -> Vec<Arc<Captured>> {
+        let all = self.messages();
+        if query.is_empty() {
+            return all;
+        }
+        all.into_iter().filter(|m| query.matches(m)).collect()
+    }
+
+    /// The message with this id.
+    pub fn get(&self, id: &str) -> Option<Arc<Captured>> {
+        self.state().messages.iter().find(|m| m.id == id).cloned()
+    }
+
+    /// The newest message.
+    pub fn latest(&self) -> Option<Arc<Captured>> {
+        self.state().messages.back().cloned()
+    }
+
+    /// Messages held, and how many of them are unread.
+    pub fn counts(&self) -> (usize, usize) {
+        let state = self.state();
+        let unread = state.messages.iter().filter(|m| !m.is_read()).count();
+        (state.messages.len(), unread)
+    }
+
+    /// Bytes held (as counted against the limit).
+    pub fn bytes(&self) -> usize {
+        self.state().bytes
+    }
+
+    /// Deletes these messages (unknown ids are ignored); returns how many were deleted.
+    pub fn delete(&self, ids: &[String]) -> usize {
+        let removed: Vec<Arc<Captured>> = {
+            let mut state = self.state();
+            let (gone, kept): (Vec<_>, Vec<_>) = state
+                .messages
+                .drain(..)
+                .partition(|m| ids.iter().any(|id| *id == m.id));
+            state.messages = kept.into();
+            state.bytes -= gone.iter().map(|m| m.cost()).sum::<usize>();
+            gone
+        };
+        self.shared
+            .stats
+            .deleted
+            .fetch_add(removed.len() as u64, Ordering::Relaxed);
+        for m in &removed {
+            let _ = self.shared.events.send(CaptureEvent::Deleted(m.id.clone()));
+        }
+        removed.len()
+    }
+
+    /// Deletes every message.
+    pub fn clear(&self) {
+        let n = {
+            let mut state = self.state();
+            let n = state.messages.len();
+            state.messages.clear();
+            state.bytes = 0;
+            n
+        };
+        self.shared
+            .stats
+            .deleted
+            .fetch_add(n as u64, Ordering::Relaxed);
+        let _ = self.shared.events.send(CaptureEvent::Truncated);
+    }
+
+    /// A live feed of changes. A receiver that falls more than 1,024 events behind misses some
+    /// (and is told so by `broadcast`'s `Lagged`).
+    pub fn subscribe(&self) -> broadcast::Receiver<CaptureEvent> {
+        self.shared.events.subscribe()
+    }
+
+    /// Waits until at least `count` messages match `query`, at most `timeout`: `Ok` with the
+    /// matches (newest first), or `Err` with what did match when the time ran out.
+    pub async fn wait_for(
+        &self,
+        query: &Query,
+        count: usize,
+        timeout: Duration,
+    ) -> Result<Vec<Arc<Captured>>, Vec<Arc<Captured>>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut events = self.subscribe();
+        loop {
+            let found = self.search(query);
+            if found.len() >= count {
+                return Ok(found);
+            }
+            // Any event (or a lag) may change the answer: look again.
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Ok(Ok(_) | Err(broadcast::error::RecvError::Lagged(_))) => {}
+                Ok(Err(broadcast::error::RecvError::Closed)) | Err(_) => {
+                    let found = self.search(query);
+                    return if found.len() >= count {
+                        Ok(found)
+                    } else {
+                        Err(found)
+                    };
+                }
+            }
+        }
+    }
+
+    /// The chaos triggers in force.
+    pub fn chaos(&self) -> Chaos {
+        *self.shared.chaos.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets the chaos triggers.
+    pub fn set_chaos(&self, chaos: Chaos) {
+        *self.shared.chaos.lock().unwrap_or_else(|e| e.into_inner()) = chaos;
+    }
+
+    /// Counters since start: (accepted, accepted bytes, refused, deleted, dropped for the
+    /// limits), and the time since start.
+    pub fn stats(&self) -> CaptureStats {
+        let s = &self.shared.stats;
+        CaptureStats {
+            accepted: s.accepted.load(Ordering::Relaxed),
+            accepted_bytes: s.accepted_bytes.load(Ordering::Relaxed),
+            refused: s.rejected.load(Ordering::Relaxed),
+            deleted: s.deleted.load(Ordering::Relaxed),
+            dropped: s.dropped.load(Ordering::Relaxed),
+            uptime: self.shared.started.elapsed(),
+        }
+    }
+}
+
+/// [`Capture::stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CaptureStats {
+    /// Messages stored.
+    pub accepted: u64,
+    /// Their bytes.
+    pub accepted_bytes: u64,
+    /// Messages refused by chaos triggers.
+    pub refused: u64,
+    /// Messages deleted by clients.
+    pub deleted: u64,
+    /// Messages dropped to stay within the limits.
+    pub dropped: u64,
+    /// Time since the store was made.
+    pub uptime: Duration,
+}
+
+#[async_trait]
+impl Handler for Capture {
+    async fn mail(
+        &self,
+        _: &mut Context,
+        _: &ReversePath<'_>,
+        _: &MailParams<'_>,
+    ) -> Result<(), Reply> {
+        let refused = chaos_reply(self.chaos().sender, "sender");
+        if refused.is_err() {
+            self.shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
+        }
+        refused
+    }
+
+    async fn rcpt(
+        &self,
+        _: &mut Context,
+        _: &ForwardPath<'_>,
+        _: &RcptParams<'_>,
+    ) -> Result<(), Reply> {
+        let refused = chaos_reply(self.chaos().recipient, "recipient");
+        if refused.is_err() {
+            self.shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
+        }
+        refused
+    }
+
+    async fn auth(&self, _: &mut Context, _: &smtp_proto::Credentials) -> Result<String, Reply> {
+        chaos_reply(self.chaos().authentication, "authentication")?;
+        Err(Reply::AUTH_INVALID)
+    }
+
+    async fn data(&self, ctx: &mut Context, body: Body) -> Result<(), Reply> {
+        let message = body.collect().await?;
+        let (info, env) = (ctx.session(), ctx.envelope());
+        let id = info
+            .queue_id
+            .clone()
+            .unwrap_or_else(crate::handler::queue_id);
+        self.insert(id, env.clone(), info.clone(), message.raw().clone());
+        Ok(())
+    }
+}
+
+/// A parsed summary is computed once per message; tests of the store and the query.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(capture: &Capture, id: &str, raw: &str) -> Arc<Captured> {
+        let mut env = Envelope::default();
+        env.recipients.push(smtp_proto::Recipient {
+            path: ForwardPath::Mailbox(smtp_proto::Mailbox::parse("hidden@bcc.example").unwrap()),
+            params: Default::default(),
+        });
+        capture.insert(
+            id.into(),
+            env,
+            SessionInfo::default(),
+            Bytes::from(raw.to_string()),
+        )
+    }
+
+    const MAIL: &str = "From: Ann <ann@example.com>\r\nTo: bob@example.net, Carol <carol@example.org>\r\n\
+        Subject: Quarterly report\r\nMessage-ID: <q1@example.com>\r\n\r\nNumbers inside.\r\n";
+
+    #[test]
+    fn summaries() {
+        let c = Capture::new();
+        let m = store(&c, "A", MAIL);
+        let s = m.summary();
+        assert_eq!(
+            s.from,
+            Mailbox {
+                name: "Ann".into(),
+                address: "ann@example.com".into()
+            }
+        );
+        assert_eq!(s.to.len(), 2);
+        assert_eq!(s.subject, "Quarterly report");
+        assert_eq!(s.message_id, "q1@example.com");
+        assert_eq!(s.snippet, "Numbers inside.");
+    }
+
+    #[test]
+    fn queries() {
+        let c = Capture::new();
+        store(&c, "A", MAIL);
+        store(
+            &c,
+            "B",
+            "From: x@y\r\nSubject: other\r\n\r\nhello world\r\n",
+        );
+        let ids = |q: &str| -> Vec<String> {
+            c.search(&Query::parse(q))
+                .iter()
+                .map(|m| m.id().to_string())
+                .collect()
+        };
+        assert_eq!(ids(""), ["B", "A"]);
+        assert_eq!(ids("to:carol"), ["A"]);
+        assert_eq!(ids("TO:CAROL@EXAMPLE.ORG"), ["A"]);
+        assert_eq!(
+            ids("to:hidden@bcc.example"),
+            ["B", "A"],
+            "envelope recipients count"
+        );
+        assert_eq!(ids("from:ann subject:report"), ["A"]);
+        assert_eq!(ids("subject:\"quarterly report\""), ["A"]);
+        assert_eq!(ids("!subject:report"), ["B"]);
+        assert_eq!(ids("-from:ann"), ["B"]);
+        assert_eq!(ids("hello"), ["B"]);
+        assert_eq!(ids("numbers"), ["A"]);
+        assert_eq!(ids("is:unread"), ["B", "A"]);
+        c.get("A").unwrap().set_read(true);
+        assert_eq!(ids("is:read"), ["A"]);
+        assert_eq!(ids("larger:1k"), Vec::<String>::new());
+        assert_eq!(ids("smaller:1k"), ["B", "A"]);
+        assert_eq!(ids("message-id:q1@"), ["A"]);
+    }
+
+    #[test]
+    fn limits_drop_the_oldest() {
+        let c = Capture::with_limits(2, usize::MAX);
+        let mut feed = c.subscribe();
+        for id in ["1", "2", "3"] {
+            store(&c, id, MAIL);
+        }
+        let ids: Vec<String> = c.messages().iter().map(|m| m.id().to_string()).collect();
+        assert_eq!(ids, ["3", "2"]);
+        assert_eq!(c.stats().dropped, 1);
+        let mut deleted = Vec::new();
+        while let Ok(e) = feed.try_recv() {
+            if let CaptureEvent::Deleted(id) = e {
+                deleted.push(id);
+            }
+        }
+        assert_eq!(deleted, ["1"]);
+        // Bytes: one message's cost fits, a second does not.
+        let cost = c.get("3").unwrap().cost();
+        let c = Capture::with_limits(100, cost + 10);
+        store(&c, "a", MAIL);
+        store(&c, "b", MAIL);
+        assert_eq!(c.counts().0, 1);
+        assert!(c.bytes() <= cost + 10);
+    }
+
+    #[test]
+    fn delete_and_clear() {
+        let c = Capture::new();
+        store(&c, "A", MAIL);
+        store(&c, "B", MAIL);
+        assert_eq!(c.delete(&["A".into(), "nope".into()]), 1);
+        assert_eq!(c.counts(), (1, 1));
+        c.clear();
+        assert_eq!(c.counts(), (0, 0));
+        assert_eq!(c.bytes(), 0);
+    }
+
+    #[tokio::test]
+    async fn wait_for_returns_when_enough_arrive_or_times_out() {
+        let c = Capture::new();
+        let q = Query::parse("subject:report");
+        let waiter = {
+            let c = c.clone();
+            let q = q.clone();
+            tokio::spawn(async move { c.wait_for(&q, 2, Duration::from_secs(5)).await })
+        };
+        store(&c, "A", MAIL);
+        store(&c, "B", "Subject: no\r\n\r\n");
+        store(&c, "C", MAIL);
+        let got = waiter.await.unwrap().unwrap();
+        assert_eq!(got.len(), 2);
+        let short = c.wait_for(&q, 3, Duration::from_millis(50)).await;
+        assert_eq!(short.unwrap_err().len(), 2, "what did arrive");
+    }
+}
