@@ -90,6 +90,17 @@ pub(crate) struct ConnContext {
     pub(crate) shutdown: tokio_util::sync::CancellationToken,
     /// Waited before answering a refused AUTH (slows brute force down).
     pub(crate) auth_failure_delay: std::time::Duration,
+    /// Where the connection's facts are counted, if anywhere.
+    pub(crate) metrics: Option<crate::metrics::Metrics>,
+}
+
+impl ConnContext {
+    /// Counts into the metrics, if there are any.
+    fn observe(&self, f: impl FnOnce(&crate::metrics::Metrics)) {
+        if let Some(m) = &self.metrics {
+            f(m);
+        }
+    }
 }
 
 /// Serves one connection to its end. Never panics because of the peer or the handler.
@@ -100,6 +111,9 @@ where
     let span = info_span!("smtp", id = info.id, peer = ?info.peer, listener = %info.listener);
     async move {
         info!("connected");
+        ctx.observe(|m| m.connection_opened());
+        // Counted closed however the session ends (this future may also be dropped).
+        let closed = CloseCount::new(ctx.metrics.clone());
         info.lmtp = ctx.config.protocol == Protocol::Lmtp;
         let now = Instant::now();
         let stream = if ctx.implicit_tls {
@@ -115,8 +129,16 @@ where
                     info.tls = Some(tls_info);
                     Stream::Tls(Box::new(tls))
                 }
-                Ok(Err(e)) => return info!("TLS handshake failed: {e}"),
-                Err(_) => return info!("TLS handshake timed out"),
+                Ok(Err(e)) => {
+                    ctx.observe(|m| m.tls_failed());
+                    closed.set("tls_failed");
+                    return info!("TLS handshake failed: {e}");
+                }
+                Err(_) => {
+                    ctx.observe(|m| m.tls_failed());
+                    closed.set("tls_failed");
+                    return info!("TLS handshake timed out");
+                }
             }
         } else {
             Stream::Plain(io)
@@ -144,8 +166,14 @@ where
             transcript,
         };
         match conn.run().await {
-            Ok(()) => info!(reason = ?conn.closed, "closed"),
-            Err(e) => info!("closed: {e}"),
+            Ok(()) => {
+                closed.set(close_reason(conn.closed.as_ref()));
+                info!(reason = ?conn.closed, "closed");
+            }
+            Err(e) => {
+                closed.set("error");
+                info!("closed: {e}");
+            }
         }
         // A message in flight ends as incomplete; its handler finishes before `disconnect`.
         if let Some(mut message) = conn.message.take() {
@@ -270,7 +298,59 @@ fn aborted() -> io::Error {
 }
 
 /// Runs a handler call; a panic becomes `None` (and a log line) instead of unwinding.
-async fn guarded<T>(what: &str, fut: impl Future<Output = T>) -> Option<T> {
+/// Counts a session's end in the metrics when dropped, with the reason set last.
+struct CloseCount {
+    metrics: Option<crate::metrics::Metrics>,
+    reason: std::cell::Cell<&'static str>,
+}
+
+impl CloseCount {
+    fn new(metrics: Option<crate::metrics::Metrics>) -> Self {
+        Self {
+            metrics,
+            reason: std::cell::Cell::new("dropped"),
+        }
+    }
+
+    fn set(&self, reason: &'static str) {
+        self.reason.set(reason);
+    }
+}
+
+impl Drop for CloseCount {
+    fn drop(&mut self) {
+        if let Some(m) = &self.metrics {
+            m.connection_closed(self.reason.get());
+        }
+    }
+}
+
+/// A metrics label for how a session ended.
+fn close_reason(reason: Option<&CloseReason>) -> &'static str {
+    use CloseReason as R;
+    match reason {
+        Some(R::Quit) => "quit",
+        Some(R::Eof) => "eof",
+        Some(R::Timeout) => "timeout",
+        Some(R::Shutdown) => "shutdown",
+        Some(_) => "refused",
+        None => "closed",
+    }
+}
+
+/// Calls a handler hook: a panic is caught (and is `None`), the time it took counted.
+async fn guarded<T>(
+    ctx: &ConnContext,
+    what: &'static str,
+    fut: impl Future<Output = T>,
+) -> Option<T> {
+    let started = Instant::now();
+    let result = guarded_untimed(what, fut).await;
+    ctx.observe(|m| m.hook(what, started.elapsed()));
+    result
+}
+
+async fn guarded_untimed<T>(what: &str, fut: impl Future<Output = T>) -> Option<T> {
     match AssertUnwindSafe(fut).catch_unwind().await {
         Ok(v) => Some(v),
         Err(_) => {
@@ -332,7 +412,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
         match event {
             Event::Connect { proxy } => {
                 self.hctx.session_mut().proxy = proxy;
-                let r = guarded("connect", handler.connect(&mut self.hctx)).await;
+                let r = guarded(&self.ctx, "connect", handler.connect(&mut self.hctx)).await;
                 self.decide(r);
             }
             Event::Hello {
@@ -342,6 +422,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
             } => {
                 sync_envelope(&mut self.hctx, &self.session);
                 let r = guarded(
+                    &self.ctx,
                     "hello",
                     handler.hello(&mut self.hctx, &name, &mut capabilities),
                 )
@@ -354,7 +435,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
                 self.decide(r);
             }
             Event::Auth { credentials } => {
-                let result = guarded("auth", handler.auth(&mut self.hctx, &credentials)).await;
+                let result = guarded(
+                    &self.ctx,
+                    "auth",
+                    handler.auth(&mut self.hctx, &credentials),
+                )
+                .await;
                 // RFC 4616 2: a client that asks to act as another identity (PLAIN's authzid)
                 // gets it only if the handler grants exactly that identity; a handler that
                 // checks the credentials but ignores the request does not grant it.
@@ -372,6 +458,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
                         self.session.accept_auth(now, identity)
                     }
                     Some(Err(reply)) => {
+                        self.ctx.observe(|m| m.auth_failed());
                         info!(code = reply.code(), "AUTH refused");
                         let delay = self.ctx.auth_failure_delay;
                         if !delay.is_zero() {
@@ -387,7 +474,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
                 sync_envelope(&mut self.hctx, &self.session);
                 let r = match self.session.pending_mail() {
                     Some((from, params)) => {
-                        guarded("mail", handler.mail(&mut self.hctx, from, params)).await
+                        guarded(
+                            &self.ctx,
+                            "mail",
+                            handler.mail(&mut self.hctx, from, params),
+                        )
+                        .await
                     }
                     None => None,
                 };
@@ -397,14 +489,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
                 sync_envelope(&mut self.hctx, &self.session);
                 let r = match self.session.pending_rcpt() {
                     Some((to, params)) => {
-                        guarded("rcpt", handler.rcpt(&mut self.hctx, to, params)).await
+                        guarded(&self.ctx, "rcpt", handler.rcpt(&mut self.hctx, to, params)).await
                     }
                     None => None,
                 };
                 self.decide(r);
             }
             Event::Vrfy { arg } => {
-                let reply = guarded("vrfy", handler.vrfy(&mut self.hctx, &arg)).await;
+                let reply = guarded(&self.ctx, "vrfy", handler.vrfy(&mut self.hctx, &arg)).await;
                 let reply = match reply {
                     Some(Ok(r) | Err(r)) => r,
                     None => Reply::LOCAL_ERROR,
@@ -431,7 +523,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
             }
             Event::Reset => {
                 sync_envelope(&mut self.hctx, &self.session);
-                guarded("rset", handler.rset(&mut self.hctx)).await;
+                guarded(&self.ctx, "rset", handler.rset(&mut self.hctx)).await;
             }
             Event::StartTls => self.starttls().await?,
             _ => {}
@@ -492,7 +584,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
         // The explicit end: without it the handler sees `Incomplete`.
         message.send(Ok(None)).await;
         message.tx = None;
+        let ended = Instant::now();
         let (ctx, result) = message.finish().await;
+        self.ctx.observe(|m| m.hook("data", ended.elapsed()));
         if result.is_none() {
             warn!("handler panicked in data");
         }
@@ -541,6 +635,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
             let _ = self.session.reply(now, overall);
             vec![code]
         };
+        self.ctx.observe(|m| m.message(&codes, size));
         info!(id = %queue_id, from = %from, rcpts, size, reply = ?codes, "message");
     }
 
@@ -635,10 +730,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
                 self.session.tls_established(Instant::now());
             }
             Ok(Err(e)) => {
+                self.ctx.observe(|m| m.tls_failed());
                 info!("TLS handshake failed: {e}");
                 self.session.handle_eof(Instant::now());
             }
             Err(_) => {
+                self.ctx.observe(|m| m.tls_failed());
                 debug!("TLS handshake timed out");
                 self.session.handle_eof(Instant::now());
             }

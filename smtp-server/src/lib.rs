@@ -48,6 +48,9 @@ mod driver;
 mod error;
 mod handler;
 mod handlers;
+#[cfg(feature = "http")]
+pub mod http;
+mod metrics;
 mod server;
 mod tls;
 
@@ -73,6 +76,8 @@ pub use handlers::{
 };
 /// The MIME parser behind [`Message::parsed`], for its types.
 pub use mail_parser;
+#[cfg(feature = "metrics")]
+pub use metrics::Metrics;
 pub use server::{Listen, Server, ServerBuilder, ServerHandle, default_hostname, serve_stream};
 pub use smtp_proto;
 pub use tls::{load_pem, load_pem_files};

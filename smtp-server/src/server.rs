@@ -167,6 +167,7 @@ pub struct ServerBuilder {
     max_connections: Option<usize>,
     grace: Duration,
     auth_failure_delay: Duration,
+    metrics: Option<crate::metrics::Metrics>,
 }
 
 impl ServerBuilder {
@@ -179,6 +180,7 @@ impl ServerBuilder {
             max_connections: None,
             grace: Duration::from_secs(30),
             auth_failure_delay: Duration::ZERO,
+            metrics: None,
         }
     }
 
@@ -227,6 +229,15 @@ impl ServerBuilder {
     /// Requires AUTH before MAIL.
     pub fn auth_required(mut self, required: bool) -> Self {
         self.config.auth.required = required;
+        self
+    }
+
+    /// Counts connections, sessions, messages, handler latency, TLS and AUTH failures into
+    /// `metrics` (feature `metrics`); serve them with [`Metrics::render`](crate::Metrics) or
+    /// the `http` feature's `/metrics`.
+    #[cfg(feature = "metrics")]
+    pub fn metrics(mut self, metrics: crate::Metrics) -> Self {
+        self.metrics = Some(metrics);
         self
     }
 
@@ -302,6 +313,7 @@ impl ServerBuilder {
             implicit_tls: false,
             shutdown: CancellationToken::new(),
             auth_failure_delay: self.auth_failure_delay,
+            metrics: self.metrics.clone(),
         };
         let info = SessionInfo {
             listener: "stream".into(),
@@ -383,6 +395,7 @@ impl ServerBuilder {
             max_connections: self.max_connections,
             grace: self.grace,
             auth_failure_delay: self.auth_failure_delay,
+            metrics: self.metrics,
         })
     }
 }
@@ -397,6 +410,7 @@ pub struct Server {
     max_connections: Option<usize>,
     grace: Duration,
     auth_failure_delay: Duration,
+    metrics: Option<crate::metrics::Metrics>,
 }
 
 impl Server {
@@ -464,6 +478,7 @@ impl Server {
                 implicit_tls: listener.implicit_tls,
                 shutdown: stop.clone(),
                 auth_failure_delay: self.auth_failure_delay,
+                metrics: self.metrics.clone(),
             };
             let accept = AcceptLoop {
                 listener,
@@ -649,6 +664,7 @@ where
         implicit_tls: false,
         shutdown,
         auth_failure_delay: Duration::ZERO,
+        metrics: None,
     };
     let info = SessionInfo {
         listener: "stream".into(),

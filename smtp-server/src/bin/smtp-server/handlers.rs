@@ -4,8 +4,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use smtp_server::blackhole::{self, Blackhole};
+use smtp_server::faults::FaultHandler;
 use smtp_server::smtp_proto::Config;
-use smtp_server::{Debugging, Handler, JetStream, Maildir, Relay, Sink};
+use smtp_server::{Capture, Debugging, Handler, JetStream, Maildir, Relay, Sink};
 
 use crate::settings::{HandlerSpec, Profile, RelayTls};
 
@@ -13,6 +14,7 @@ use crate::settings::{HandlerSpec, Profile, RelayTls};
 pub(crate) async fn build_handler(
     p: &Profile,
     hostname: &str,
+    capture: &Arc<FaultHandler<Capture>>,
 ) -> Result<(Arc<dyn Handler>, Option<PathBuf>), String> {
     let spec = p.handler.clone().unwrap_or(HandlerSpec::Debug);
     let blackhole_only =
@@ -55,6 +57,7 @@ pub(crate) async fn build_handler(
     Ok(match spec {
         HandlerSpec::Debug => (Arc::new(Debugging::stdout()), None),
         HandlerSpec::Sink => (Arc::new(Sink), None),
+        HandlerSpec::Capture => (Arc::clone(capture) as Arc<dyn Handler>, None),
         HandlerSpec::Blackhole(mode) => {
             let mut b = Blackhole::new(mode).switches(p.switches.unwrap_or(true));
             if let Some(d) = p.delay {

@@ -21,9 +21,12 @@ use std::sync::Arc;
 
 use clap::{ArgAction, Parser};
 use settings::{ListenerSpec, Profile, Settings};
+use smtp_server::faults::{FaultHandler, Faults};
+use smtp_server::http::HttpServer;
 use smtp_server::smtp_proto::{Credentials, Reply};
 use smtp_server::{
-    Accounts, Context, Handler, Listen, Server, async_trait, default_hostname, load_pem_files,
+    Accounts, Capture, Context, Handler, Listen, Metrics, Server, async_trait, default_hostname,
+    load_pem_files,
 };
 
 /// An embeddable ESMTP/LMTP server, as a program. Settings come from --config FILE (TOML),
@@ -43,7 +46,8 @@ struct Args {
     #[arg(long = "listen", value_name = "HOST:PORT[,KEY=VALUE]...")]
     listen: Vec<String>,
     /// What to do with messages: debug (print to stdout), sink (discard), accept, bounce,
-    /// tempfail, random (answer and discard, as Blackhole), maildir:DIR, relay:HOST:PORT,
+    /// tempfail, random (answer and discard, as Blackhole), capture (keep them in memory for
+    /// the HTTP API and page: needs --http), maildir:DIR, relay:HOST:PORT,
     /// jetstream:nats://HOST:PORT (publish to a NATS JetStream stream; 250 once it has the
     /// message) [default: debug]
     #[arg(long, value_name = "HANDLER")]
@@ -65,6 +69,16 @@ struct Args {
     /// The certificates (PEM) the relay trusts for its upstream (needed with --relay-tls).
     #[arg(long, value_name = "PEM")]
     relay_ca: Option<String>,
+    /// Serve the HTTP API (Mailpit-compatible), the web page and /metrics here, such as
+    /// 127.0.0.1:8025 (with any handler, /metrics; with capture, everything).
+    #[arg(long, value_name = "HOST:PORT")]
+    http: Option<String>,
+    /// The capture store's limit in messages, the oldest dropped [default: 10000]
+    #[arg(long, value_name = "N")]
+    capture_max_messages: Option<usize>,
+    /// The capture store's limit in bytes (k, M, G suffixes) [default: 256M]
+    #[arg(long, value_name = "BYTES")]
+    capture_max_bytes: Option<String>,
     /// JetStream: the stream [default: MAIL]
     #[arg(long, value_name = "NAME")]
     stream: Option<String>,
@@ -229,6 +243,14 @@ impl Args {
         s.group = self.group.clone().or(s.group);
         s.pidfile = self.pidfile.clone().or(s.pidfile);
         s.workers = self.workers.or(s.workers);
+        s.http = self.http.clone().or(s.http);
+        s.capture_max_messages = self.capture_max_messages.or(s.capture_max_messages);
+        if let Some(b) = &self.capture_max_bytes {
+            let mut p = Profile::default();
+            p.set("size", b)
+                .map_err(|e| format!("--capture-max-bytes: {}", e.trim_start_matches("size: ")))?;
+            s.capture_max_bytes = p.size;
+        }
         Ok(s)
     }
 }
@@ -285,6 +307,16 @@ async fn run(s: Settings) -> Result<(), String> {
     // Listeners with the same handler settings share one handler (one Maildir, one random
     // sequence).
     let mut handlers: HashMap<Profile, Arc<dyn Handler>> = HashMap::new();
+    // One capture store for the program, shared by every listener that captures, read over
+    // HTTP; its faults are set over HTTP too.
+    let capture = Arc::new(FaultHandler::new(
+        Capture::with_limits(
+            s.capture_max_messages.unwrap_or(10_000),
+            usize::try_from(s.capture_max_bytes.unwrap_or(256 << 20)).unwrap_or(usize::MAX),
+        ),
+        Faults::new(),
+    ));
+    let mut capturing = false;
     let mut maildirs = Vec::new();
     for l in listeners {
         let p = l.profile.over(&s.defaults);
@@ -328,7 +360,7 @@ async fn run(s: Settings) -> Result<(), String> {
         let inner = match handlers.get(&key) {
             Some(h) => Arc::clone(h),
             None => {
-                let (h, maildir) = build_handler(&p, &hostname)
+                let (h, maildir) = build_handler(&p, &hostname, &capture)
                     .await
                     .map_err(|e| format!("{}: {e}", l.address))?;
                 maildirs.extend(maildir);
@@ -336,6 +368,7 @@ async fn run(s: Settings) -> Result<(), String> {
                 h
             }
         };
+        capturing |= matches!(p.handler, Some(settings::HandlerSpec::Capture));
         let listen = match l.address.strip_prefix("unix:") {
             Some(path) => Listen::unix(path),
             None => Listen::tcp(&l.address),
@@ -352,7 +385,31 @@ async fn run(s: Settings) -> Result<(), String> {
         }
         b = b.listener(listen);
     }
+    if capturing && s.http.is_none() {
+        return Err(
+            "the capture handler is read over HTTP: add --http HOST:PORT (such as 127.0.0.1:8025)"
+                .into(),
+        );
+    }
+    let metrics = s.http.as_ref().map(|_| Metrics::new());
+    if let Some(m) = &metrics {
+        b = b.metrics(m.clone());
+    }
     let server = b.bind().await.map_err(|e| e.to_string())?;
+    let http = match (&s.http, metrics) {
+        (Some(addr), Some(m)) => {
+            let mut web = HttpServer::new().metrics(m);
+            if capturing {
+                web = web.capture_with_faults(Arc::clone(&capture));
+            }
+            Some(
+                web.spawn(addr)
+                    .await
+                    .map_err(|e| format!("http {addr}: {e}"))?,
+            )
+        }
+        _ => None,
+    };
     if let Some(pidfile) = &s.pidfile {
         std::fs::write(pidfile, format!("{}\n", std::process::id()))
             .map_err(|e| format!("pidfile {}: {e}", pidfile.display()))?;
@@ -364,6 +421,9 @@ async fn run(s: Settings) -> Result<(), String> {
     }
     for path in server.unix_paths() {
         eprintln!("smtp-server: listening on unix:{}", path.display());
+    }
+    if let Some(h) = &http {
+        eprintln!("smtp-server: http on {}", h.url());
     }
     let result = server
         .serve_with_shutdown(async {

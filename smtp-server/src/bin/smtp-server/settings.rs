@@ -19,6 +19,8 @@ pub(crate) enum HandlerSpec {
     Relay(String),
     /// NATS server URL(s), comma-separated.
     JetStream(String),
+    /// The capture store, read over HTTP (`--http`).
+    Capture,
 }
 
 impl HandlerSpec {
@@ -27,6 +29,7 @@ impl HandlerSpec {
         match (kind, arg) {
             ("debug", "") => Ok(Self::Debug),
             ("sink", "") => Ok(Self::Sink),
+            ("capture", "") => Ok(Self::Capture),
             ("maildir", dir) if !dir.is_empty() => Ok(Self::Maildir(dir.into())),
             ("relay", upstream) if !upstream.is_empty() => Ok(Self::Relay(upstream.into())),
             ("jetstream", url) if !url.is_empty() => Ok(Self::JetStream(url.into())),
@@ -34,7 +37,7 @@ impl HandlerSpec {
                 Ok(mode) => Ok(Self::Blackhole(mode)),
                 Err(_) => Err(format!(
                     "unknown handler {spec:?} (use debug, sink, accept, bounce, tempfail, \
-                     random, maildir:DIR, relay:HOST:PORT or jetstream:nats://HOST:PORT)"
+                     random, capture, maildir:DIR, relay:HOST:PORT or jetstream:nats://HOST:PORT)"
                 )),
             },
         }
@@ -301,6 +304,11 @@ pub(crate) struct Settings {
     pub(crate) workers: Option<usize>,
     /// Logging: 0 (default), 1 (sessions), 2 (protocol lines): the number of `-v`.
     pub(crate) verbose: u8,
+    /// Where the HTTP API, page and metrics are served.
+    pub(crate) http: Option<String>,
+    /// The capture store's limits: messages, bytes.
+    pub(crate) capture_max_messages: Option<usize>,
+    pub(crate) capture_max_bytes: Option<u64>,
 }
 
 /// A TOML value as the text a flag would give.
@@ -376,6 +384,11 @@ impl Settings {
                 "pidfile" => s.pidfile = Some(text(key, value)?.into()),
                 "workers" => s.workers = Some(number(key, &text(key, value)?)?),
                 "verbose" => s.verbose = number(key, &text(key, value)?)?,
+                "http" => s.http = Some(text(key, value)?),
+                "capture_max_messages" => {
+                    s.capture_max_messages = Some(number(key, &text(key, value)?)?)
+                }
+                "capture_max_bytes" => s.capture_max_bytes = Some(size(key, &text(key, value)?)?),
                 _ => s.defaults.set(key, &text(key, value)?)?,
             }
         }
