@@ -235,6 +235,9 @@ struct Store {
 pub struct Recorder {
     store: Arc<Store>,
     accounts: Arc<Accounts>,
+    /// The HTTP API's store, when the server serves one.
+    #[cfg(feature = "http")]
+    capture: Option<smtp_server::Capture>,
 }
 
 #[async_trait]
@@ -245,6 +248,16 @@ impl Handler for Recorder {
 
     async fn data(&self, ctx: &mut Context, body: Body) -> Result<(), Reply> {
         let message = body.collect().await?;
+        #[cfg(feature = "http")]
+        if let Some(capture) = &self.capture {
+            let id = ctx.session().queue_id.clone().unwrap_or_default();
+            capture.insert(
+                id,
+                ctx.envelope().clone(),
+                ctx.session().clone(),
+                message.raw().clone(),
+            );
+        }
         let mail = Mail {
             envelope: MailEnvelope::new(ctx.envelope().clone()),
             session: ctx.session().clone(),
@@ -302,6 +315,8 @@ pub struct TestServerBuilder {
     faults: Faults,
     configure: Vec<Configure>,
     lmtp: bool,
+    #[cfg(feature = "http")]
+    http: bool,
 }
 
 impl TestServerBuilder {
@@ -359,6 +374,15 @@ impl TestServerBuilder {
         self
     }
 
+    /// Also serves the capture server's HTTP API (Mailpit-compatible), its web page and
+    /// metrics on 127.0.0.1:0 ([`TestServer::http_url`]): hand the URL to a browser test or a
+    /// test in another language. Faults set over HTTP apply to this server. Feature `http`.
+    #[cfg(feature = "http")]
+    pub fn http(mut self) -> Self {
+        self.http = true;
+        self
+    }
+
     /// Starts the server on 127.0.0.1:0; it accepts connections as soon as this returns.
     ///
     /// # Panics
@@ -370,9 +394,13 @@ impl TestServerBuilder {
             arrived: Notify::new(),
             feed: tx,
         });
+        #[cfg(feature = "http")]
+        let capture = self.http.then(smtp_server::Capture::new);
         let recorder = Recorder {
             store: Arc::clone(&store),
             accounts: Arc::new(Accounts::new(self.accounts.clone())),
+            #[cfg(feature = "http")]
+            capture: capture.clone(),
         };
         let mut builder = Server::builder()
             .hostname("testserver.localhost")
@@ -410,17 +438,39 @@ impl TestServerBuilder {
         } else {
             builder.listen("127.0.0.1:0")
         };
+        let handler = Arc::new(FaultHandler::new(recorder, self.faults));
+        #[cfg(feature = "http")]
+        let metrics = smtp_server::Metrics::new();
+        #[cfg(feature = "http")]
+        if capture.is_some() {
+            builder = builder.metrics(metrics.clone());
+        }
         let server = builder
-            .handler(FaultHandler::new(recorder, self.faults))
+            .handler(Arc::clone(&handler))
             .bind()
             .await
             .expect("bind a loopback port");
         let handle = server.spawn();
+        #[cfg(feature = "http")]
+        let http = match capture {
+            Some(capture) => Some(
+                smtp_server::http::HttpServer::new()
+                    .capture(capture)
+                    .faults(handler)
+                    .metrics(metrics)
+                    .spawn("127.0.0.1:0")
+                    .await
+                    .expect("bind a loopback port for HTTP"),
+            ),
+            None => None,
+        };
         TestServer {
             addr: handle.local_addr().expect("a TCP listener"),
             handle: Some(handle),
             store,
             tls,
+            #[cfg(feature = "http")]
+            http,
         }
     }
 }
@@ -451,6 +501,8 @@ pub struct TestServer {
     handle: Option<ServerHandle>,
     store: Arc<Store>,
     tls: Option<TestTls>,
+    #[cfg(feature = "http")]
+    http: Option<smtp_server::http::HttpHandle>,
 }
 
 impl TestServer {
@@ -469,12 +521,20 @@ impl TestServer {
             faults: Faults::new(),
             configure: Vec::new(),
             lmtp: false,
+            #[cfg(feature = "http")]
+            http: false,
         }
     }
 
     /// Where to send mail.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The HTTP API's base URL (`http://127.0.0.1:PORT`), with [`TestServerBuilder::http`].
+    #[cfg(feature = "http")]
+    pub fn http_url(&self) -> Option<String> {
+        self.http.as_ref().map(smtp_server::http::HttpHandle::url)
     }
 
     /// The TLS certificate, when TLS is on.

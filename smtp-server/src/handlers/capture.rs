@@ -308,7 +308,7 @@ fn size_value(s: &str) -> Option<u64> {
         (s.as_str(), 1)
     };
     let n: f64 = digits.parse().ok()?;
-    (n >= 0.0).then(|| (n * unit as f64) as u64)
+    (n >= 0.0).then_some((n * unit as f64) as u64)
 }
 
 impl Query {

@@ -115,6 +115,25 @@ struct Counters {
     accepted: u32,
 }
 
+/// What can read and replace a handler's faults at run time (the HTTP API's
+/// `/api/v1/faults`): every [`FaultHandler`].
+pub trait FaultControl: Send + Sync {
+    /// The faults in force.
+    fn faults(&self) -> Faults;
+    /// Replaces them (counters start again).
+    fn set_faults(&self, faults: Faults);
+}
+
+impl<H: Handler> FaultControl for FaultHandler<H> {
+    fn faults(&self) -> Faults {
+        Self::faults(self)
+    }
+
+    fn set_faults(&self, faults: Faults) {
+        Self::set_faults(self, faults);
+    }
+}
+
 /// A handler that applies [`Faults`], then asks the inner handler. The faults can be replaced
 /// while the server runs ([`FaultHandler::set_faults`]).
 #[derive(Debug)]

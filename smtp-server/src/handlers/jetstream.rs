@@ -768,7 +768,7 @@ impl Dedup {
 /// the message has a `Message-ID`).
 enum DedupId {
     Known(String),
-    Streaming(Dedup, bool),
+    Streaming(Box<Dedup>, bool),
 }
 
 /// Up to `n` bytes from the start of `chunks` (to find the `Message-ID` header).
@@ -880,7 +880,7 @@ impl Handler for JetStream {
             dedup.update(chunk);
         }
         read.extend(chunks);
-        let digest = DedupId::Streaming(dedup, has_message_id);
+        let digest = DedupId::Streaming(Box::new(dedup), has_message_id);
         let result = self
             .claim_check(info, env, &mut facts, read, Some(body), digest)
             .await;
@@ -907,7 +907,7 @@ impl JetStream {
         };
         let (hasher, known, has_message_id) = match digest {
             DedupId::Known(id) => (Dedup::new(env), Some(id), false),
-            DedupId::Streaming(hasher, has) => (hasher, None, has),
+            DedupId::Streaming(hasher, has) => (*hasher, None, has),
         };
         let hasher = std::sync::Mutex::new(hasher);
         facts.size = self

@@ -30,7 +30,7 @@ use std::sync::Arc;
 use axum::Router;
 
 pub use crate::Metrics;
-use crate::faults::FaultHandler;
+use crate::faults::{FaultControl, FaultHandler};
 use crate::handlers::capture::Capture;
 
 /// What the HTTP server serves: a capture store (the API and the page), its faults (the
@@ -39,7 +39,7 @@ use crate::handlers::capture::Capture;
 #[derive(Clone, Default)]
 pub struct HttpServer {
     capture: Option<Capture>,
-    faults: Option<Arc<FaultHandler<Capture>>>,
+    faults: Option<Arc<dyn FaultControl>>,
     metrics: Option<Metrics>,
 }
 
@@ -70,6 +70,12 @@ impl HttpServer {
     pub fn capture_with_faults(mut self, handler: Arc<FaultHandler<Capture>>) -> Self {
         self.capture = Some(handler.wrapped().clone());
         self.faults = Some(handler);
+        self
+    }
+
+    /// `/api/v1/faults` reads and replaces these faults (any [`FaultHandler`]).
+    pub fn faults(mut self, faults: Arc<dyn FaultControl>) -> Self {
+        self.faults = Some(faults);
         self
     }
 
