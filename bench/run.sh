@@ -5,7 +5,7 @@
 #   bash bench/run.sh           # the full run (tens of minutes)
 #   bash bench/run.sh --quick   # tiny counts, one round: checks that the runner works (CI)
 #   ONLY="1 6" bash bench/run.sh  # some sections only (1 throughput, 2 C10k, 3 huge, 4 soak,
-#                                 # 5 criterion, 6 JetStream)
+#                                 # 5 criterion, 6 JetStream, 7 capture server)
 #
 # Installs what it compares against: Debian's postfix (for smtp-source and smtp-sink; service
 # starts are blocked, no Postfix daemon runs), aiosmtpd and Blackhole from PyPI in a venv. Loopback only;
@@ -79,6 +79,7 @@ start() {
   local kind=$1 port=$2; shift 2
   case "$kind" in
     ours) "$OURS" --listen "127.0.0.1:$port" --handler sink --size 2000000000 "$@" > "$WORK/ours.log" 2>&1 & ;;
+    capture) "$OURS" --listen "127.0.0.1:$port" --handler capture "$@" > "$WORK/ours.log" 2>&1 & ;;
     maildir) "$OURS" --listen "127.0.0.1:$port" --handler "maildir:$WORK/md" --size 2000000000 > "$WORK/ours.log" 2>&1 & ;;
     # jetstream NATS_URL [flags]: a stream and subject of its own for each start.
     jetstream) local url=$1; shift
@@ -327,6 +328,63 @@ else
   [ "${js_after:-0}" -ge "$JS_LARGE" ] || fail "JetStream did not recover after the pause"
   # The bound: the handler's byte budget (64 MiB by default), plus the process's own.
   [ "$during" -lt $(( before + 65536 + 32768 )) ] || fail "RSS grew past the byte budget during the pause"
+fi
+fi
+
+if want 7; then
+echo "== 7. capture server: throughput with the HTTP API polled during the load, beside sink; memory over many messages"
+if [ -x "$SOURCE" ]; then
+  if [ "$QUICK" = 1 ]; then CAP_MSGS=400; CAP_MANY=2000; else CAP_MSGS=20000; CAP_MANY=100000; fi
+  cap_case() { # KIND: prints "RATE CPU_US_PER_MSG POLLS"
+    local kind=$1 port hport pid c0 c1 t0 t1 delivered polls=0 poller
+    port=$(free_port); hport=$(free_port)
+    if [ "$kind" = capture ]; then
+      pid=$(start capture "$port" --http "127.0.0.1:$hport")
+    else
+      pid=$(start ours "$port")
+    fi
+    # A test suite's polling: the list and a search, as fast as curl goes, the whole run.
+    ( while :; do
+        curl -s -o /dev/null "http://127.0.0.1:$hport/api/v1/messages?limit=50" || true
+        curl -s -o /dev/null "http://127.0.0.1:$hport/api/v1/search?query=subject:x" || true
+        echo >> "$WORK/polls"
+      done ) &
+    poller=$!
+    : > "$WORK/polls"
+    c0=$(cpu_ticks "$pid"); t0=$(date +%s.%N)
+    timeout 900 "$SOURCE" -c -d -s "$A_SESS" -m "$CAP_MSGS" -l 1024 -f load@example.com -t sink@example.net "127.0.0.1:$port" \
+      > "$WORK/source.out" 2>&1 || true
+    t1=$(date +%s.%N); c1=$(cpu_ticks "$pid")
+    kill "$poller" 2>/dev/null; wait "$poller" 2>/dev/null || true
+    polls=$(wc -l < "$WORK/polls")
+    stop "$pid"
+    delivered=$(tr '\r' '\n' < "$WORK/source.out" | grep -E '^[0-9]+$' | tail -n 1 || true)
+    if [ "${delivered:-0}" -lt "$CAP_MSGS" ]; then fail "smtp-source against $kind: ${delivered:-0} of $CAP_MSGS"; echo "- - -"; return; fi
+    python3 -c "print(f'{$delivered/($t1-$t0):.0f} {($c1-$c0)/$TICK*1e6/$delivered:.1f} $polls')"
+  }
+  TICK=$(getconf CLK_TCK)
+  cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+  declare -A CR=() CC=()
+  for _ in $(seq "$ROUNDS"); do
+    for k in sink capture; do
+      out=$(cap_case "$k"); read -r r c p <<< "$out"
+      CR[$k]+="$r "; CC[$k]+="$c "; [ "$k" = capture ] && POLLS=$p
+    done
+  done
+  for k in sink capture; do CR[$k]=$(median ${CR[$k]/-/}); CC[$k]=$(python3 -c 'import sys,statistics; v=[float(x) for x in sys.argv[1:] if x!="-"]; print(f"{statistics.median(v):.1f}" if v else "-")' ${CC[$k]}); done
+  echo "1 KB, $CAP_MSGS msgs, $A_SESS sessions: sink ${CR[sink]}/s ${CC[sink]} us/msg; capture (API polled, ${POLLS:-0} list+search pairs in the last round) ${CR[capture]}/s ${CC[capture]} us/msg; capture/sink rate $(ratio "${CR[capture]}" "${CR[sink]}")"
+  # Memory: many messages into the default store (10,000 messages / 256 MiB, oldest dropped).
+  port=$(free_port); hport=$(free_port)
+  pid=$(start capture "$port" --http "127.0.0.1:$hport")
+  base=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+  out=$("$LOADGEN" throughput "127.0.0.1:$port" "$A_SESS" "$CAP_MANY" 1024) || fail "loadgen into capture: $out"
+  held=$(curl -s "http://127.0.0.1:$hport/api/v1/info" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["Messages"], d["RuntimeStats"]["SMTPAccepted"])')
+  peak=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status"); rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+  stop "$pid"
+  echo "$CAP_MANY messages of 1 KB into the capture store: $out; held/accepted: $held; RSS before ${base} KiB, after ${rss} KiB, peak ${peak} KiB"
+  [ "$peak" -lt $(( base + 262144 + 65536 )) ] || fail "capture RSS beyond its 256 MiB bound"
+else
+  skip "smtp-source missing: section 7"
 fi
 fi
 

@@ -174,6 +174,37 @@ mod real {
             out
         }
 
+        /// The metrics in Prometheus's text format 0.0.4 (what `promtool check metrics` and
+        /// scrapers that do not ask for OpenMetrics read): counters' HELP and TYPE name the
+        /// `_total` series, no `# EOF`.
+        pub fn render_prometheus(&self) -> String {
+            let open = self.render();
+            let mut counters = std::collections::HashSet::new();
+            for line in open.lines() {
+                if let Some(rest) = line.strip_prefix("# TYPE ")
+                    && let Some(name) = rest.strip_suffix(" counter")
+                {
+                    counters.insert(name.to_string());
+                }
+            }
+            let mut out = String::with_capacity(open.len());
+            for line in open.lines() {
+                if line == "# EOF" || line.starts_with("# UNIT ") {
+                    continue;
+                }
+                let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+                    let rest = line.strip_prefix(prefix)?;
+                    let (name, tail) = rest.split_once(' ')?;
+                    counters
+                        .contains(name)
+                        .then(|| format!("{prefix}{name}_total {tail}"))
+                });
+                out.push_str(renamed.as_deref().unwrap_or(line));
+                out.push('\n');
+            }
+            out
+        }
+
         /// Brings the capture-drop counter up to `total` (the store's own count).
         pub(crate) fn capture_dropped_total(&self, total: u64) {
             let mut seen = self

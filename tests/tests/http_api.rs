@@ -37,10 +37,23 @@ impl HttpResponse {
 
 /// One request on its own connection (`Connection: close`), the whole response read.
 async fn request(base: &str, method: &str, path: &str, body: Option<&str>) -> HttpResponse {
+    request_with(base, method, path, body, &[]).await
+}
+
+async fn request_with(
+    base: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> HttpResponse {
     let addr = base.trim_start_matches("http://");
     let exchange = async {
         let mut s = TcpStream::connect(addr).await.unwrap();
         let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+        for (name, value) in headers {
+            req.push_str(&format!("{name}: {value}\r\n"));
+        }
         if let Some(b) = body {
             req.push_str(&format!(
                 "Content-Type: application/json\r\nContent-Length: {}\r\n",
@@ -483,8 +496,9 @@ async fn wait_events_faults_and_chaos() {
     );
 }
 
-/// `/metrics` is OpenMetrics text Prometheus reads: each sample line is `name{labels} value`,
-/// each family has `# TYPE` and `# HELP`, and the text ends with `# EOF`.
+/// `/metrics`: OpenMetrics to a client that asks for it (Prometheus does), Prometheus's text
+/// format 0.0.4 otherwise (what `promtool check metrics` reads: a counter's HELP and TYPE name
+/// its `_total` series). Each sample line is `name{labels} value` after its family's TYPE.
 #[tokio::test]
 async fn metrics_are_valid_exposition_text() {
     let server = TestServer::builder().http().start().await;
@@ -506,14 +520,27 @@ async fn metrics_are_valid_exposition_text() {
         send(&server, "bob@example.net", "Subject: n\r\n\r\nn\r\n").await,
         451
     );
+    let accept = [(
+        "Accept",
+        "application/openmetrics-text; version=1.0.0,text/plain;q=0.5",
+    )];
+    let open = request_with(&base, "GET", "/metrics", None, &accept).await;
+    let open_type = open.header("content-type").unwrap();
+    assert!(open_type.starts_with("application/openmetrics-text"));
+    assert!(open.text().ends_with("# EOF\n"));
+    assert!(open.text().contains("# TYPE smtp_connections counter"));
     let m = request(&base, "GET", "/metrics", None).await;
-    assert!(
-        m.header("content-type")
-            .unwrap()
-            .starts_with("application/openmetrics-text")
+    assert_eq!(
+        m.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
     );
     let text = m.text();
-    assert!(text.ends_with("# EOF\n"), "{text}");
+    assert!(!text.contains("# EOF"), "{text}");
+    assert!(
+        text.contains("# TYPE smtp_connections_total counter"),
+        "{text}"
+    );
+    assert!(text.contains("# HELP smtp_connections_total "), "{text}");
     let mut typed = std::collections::HashSet::new();
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("# TYPE ") {
@@ -524,7 +551,7 @@ async fn metrics_are_valid_exposition_text() {
             typed.insert(name.to_string());
             continue;
         }
-        if line.starts_with("# HELP ") || line == "# EOF" {
+        if line.starts_with("# HELP ") {
             continue;
         }
         // name{labels} value

@@ -180,8 +180,7 @@ impl Captured {
             .map(|h| {
                 let raw = &self.raw[h.offset_start() as usize..h.offset_end() as usize];
                 let value = String::from_utf8_lossy(raw);
-                let value = value.trim().replace("\r\n", "").replace('\n', "");
-                (h.name().to_string(), value)
+                (h.name().to_string(), unfold(&value))
             })
             .collect()
     }
@@ -199,6 +198,22 @@ impl Captured {
     fn cost(&self) -> usize {
         self.raw.len() + 1024 + self.summary.snippet.len()
     }
+}
+
+/// A header value unfolded (RFC 5322 2.2.3): each line break and the white space around it
+/// become one space.
+fn unfold(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for (i, line) in value.split('\n').enumerate() {
+        let line = line.trim_end_matches('\r');
+        if i == 0 {
+            out.push_str(line.trim());
+        } else if !line.trim().is_empty() {
+            out.push(' ');
+            out.push_str(line.trim());
+        }
+    }
+    out
 }
 
 fn content_type(part: &mail_parser::MessagePart<'_>) -> String {
@@ -223,8 +238,29 @@ fn mailboxes(addr: Option<&mail_parser::Address<'_>>) -> Vec<Mailbox> {
         .collect()
 }
 
-/// The summary of a message (what lists and searches read).
-fn summarize(raw: &[u8]) -> Summary {
+/// The summary of a message (what lists and searches read). Envelope recipients that no
+/// `To`, `Cc` or `Bcc` header names are added to `bcc`, as Mailpit does: they were blind
+/// copies.
+fn summarize(raw: &[u8], envelope: &Envelope) -> Summary {
+    let mut s = summarize_headers(raw);
+    for r in &envelope.recipients {
+        let address = r.path.address();
+        let named =
+            s.to.iter()
+                .chain(&s.cc)
+                .chain(&s.bcc)
+                .any(|m| m.address.eq_ignore_ascii_case(&address));
+        if !named && !address.is_empty() {
+            s.bcc.push(Mailbox {
+                name: String::new(),
+                address,
+            });
+        }
+    }
+    s
+}
+
+fn summarize_headers(raw: &[u8]) -> Summary {
     let Some(m) = MessageParser::default().parse(raw) else {
         return Summary::default();
     };
@@ -281,6 +317,10 @@ enum Term {
     Field(Field, String),
     Read(bool),
     HasAttachment,
+    HasInline,
+    /// Received before (or after) this Unix time.
+    Before(i64),
+    After(i64),
     Larger(u64),
     Smaller(u64),
     Word(String),
@@ -296,6 +336,32 @@ enum Field {
     Subject,
     MessageId,
     Addressed,
+}
+
+/// A day, `YYYY/MM/DD` or `YYYY-MM-DD` (UTC midnight), as Unix seconds.
+fn day(s: &str) -> Option<i64> {
+    let mut parts = s.split(['/', '-']);
+    let (y, m, d) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let (y, m, d): (i64, u32, u32) = (y.parse().ok()?, m.parse().ok()?, d.parse().ok()?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = i64::from((m + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some((era * 146_097 + doe - 719_468) * 86_400)
+}
+
+fn unix(t: SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 fn size_value(s: &str) -> Option<u64> {
@@ -333,6 +399,9 @@ impl Query {
                 Some(("is", "read")) => Term::Read(true),
                 Some(("is", "unread")) => Term::Read(false),
                 Some(("has", "attachment" | "attachments")) => Term::HasAttachment,
+                Some(("has", "inline" | "inlines")) => Term::HasInline,
+                Some(("before", v)) if day(v).is_some() => Term::Before(day(v).unwrap_or_default()),
+                Some(("after", v)) if day(v).is_some() => Term::After(day(v).unwrap_or_default()),
                 Some(("larger", v)) if size_value(v).is_some() => {
                     Term::Larger(size_value(v).unwrap_or_default())
                 }
@@ -362,6 +431,9 @@ impl Query {
                 Term::Field(field, v) => field_matches(m, *field, v),
                 Term::Read(read) => m.is_read() == *read,
                 Term::HasAttachment => m.summary.parts.iter().any(|p| !p.inline),
+                Term::HasInline => m.summary.parts.iter().any(|p| p.inline),
+                Term::Before(t) => unix(m.created) <= *t,
+                Term::After(t) => unix(m.created) >= *t,
                 Term::Larger(n) => m.raw.len() as u64 > *n,
                 Term::Smaller(n) => (m.raw.len() as u64) < *n,
                 Term::Word(w) => {
@@ -407,15 +479,9 @@ fn any_mailbox(list: &[Mailbox], v: &str) -> bool {
 
 fn field_matches(m: &Captured, field: Field, v: &str) -> bool {
     let s = &m.summary;
-    // The envelope counts too: a Bcc recipient is only there.
-    let envelope_to = || {
-        m.envelope
-            .recipients
-            .iter()
-            .any(|r| contains(&r.path.address(), v))
-    };
+    // Envelope-only recipients are in `bcc` (see `summarize`).
     match field {
-        Field::To => any_mailbox(&s.to, v) || envelope_to(),
+        Field::To => any_mailbox(&s.to, v),
         Field::From => {
             any_mailbox(std::slice::from_ref(&s.from), v)
                 || m.envelope.sender().is_some_and(|a| contains(&a, v))
@@ -431,7 +497,6 @@ fn field_matches(m: &Captured, field: Field, v: &str) -> bool {
                 || any_mailbox(&s.cc, v)
                 || any_mailbox(&s.bcc, v)
                 || any_mailbox(&s.reply_to, v)
-                || envelope_to()
         }
     }
 }
@@ -594,7 +659,7 @@ impl Capture {
         session: SessionInfo,
         raw: Bytes,
     ) -> Arc<Captured> {
-        let summary = summarize(&raw);
+        let summary = summarize(&raw, &envelope);
         let message = Arc::new(Captured {
             id,
             created: SystemTime::now(),
@@ -893,11 +958,15 @@ mod tests {
         assert_eq!(ids(""), ["B", "A"]);
         assert_eq!(ids("to:carol"), ["A"]);
         assert_eq!(ids("TO:CAROL@EXAMPLE.ORG"), ["A"]);
-        assert_eq!(
-            ids("to:hidden@bcc.example"),
-            ["B", "A"],
-            "envelope recipients count"
-        );
+        // Envelope-only recipients are blind copies (as Mailpit).
+        assert_eq!(ids("to:hidden@bcc.example"), Vec::<String>::new());
+        assert_eq!(ids("bcc:hidden@bcc.example"), ["B", "A"]);
+        assert_eq!(ids("addressed:hidden"), ["B", "A"]);
+        assert_eq!(ids("after:2000/01/01 before:2999-12-31"), ["B", "A"]);
+        assert_eq!(ids("before:2000/01/01"), Vec::<String>::new());
+        assert_eq!(ids("has:inline"), Vec::<String>::new());
+        assert_eq!(day("1970/01/02"), Some(86_400));
+        assert_eq!(day("2000-03-01"), Some(951_868_800));
         assert_eq!(ids("from:ann subject:report"), ["A"]);
         assert_eq!(ids("subject:\"quarterly report\""), ["A"]);
         assert_eq!(ids("!subject:report"), ["B"]);

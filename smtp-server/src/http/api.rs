@@ -54,8 +54,8 @@ pub(super) fn router_with_shutdown(server: HttpServer, shutdown: CancellationTok
         .route("/", get(page))
         .route("/app.js", get(script))
         .route("/app.css", get(style))
-        .route("/livez", get(ok_empty))
-        .route("/readyz", get(ok_empty))
+        .route("/livez", axum::routing::any(ok_empty))
+        .route("/readyz", axum::routing::any(ok_empty))
         .route("/metrics", get(metrics))
         .route(
             "/api/v1/messages",
@@ -77,8 +77,18 @@ pub(super) fn router_with_shutdown(server: HttpServer, shutdown: CancellationTok
         )
         .route("/view/{file}", get(view))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(preflight))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(app)
+}
+
+/// `OPTIONS` on the API: 200 with an empty body, as Mailpit answers a CORS preflight.
+async fn preflight(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if request.method() == axum::http::Method::OPTIONS && request.uri().path().starts_with("/api/")
+    {
+        return text(StatusCode::OK, "");
+    }
+    next.run(request).await
 }
 
 /// On every response: no sniffing a type into HTML, no referrer leaving.
@@ -172,21 +182,38 @@ async fn style() -> Response {
         .into_response()
 }
 
-async fn metrics(State(app): State<App>) -> Response {
+/// OpenMetrics to whoever asks for it (Prometheus does), Prometheus's text format 0.0.4
+/// otherwise (curl, promtool).
+async fn metrics(State(app): State<App>, request_headers: axum::http::HeaderMap) -> Response {
     let Some(m) = &app.server.metrics else {
         return not_found().await;
     };
     if let Some(c) = &app.server.capture {
         m.capture_dropped_total(c.stats().dropped);
     }
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        m.render(),
-    )
-        .into_response()
+    let openmetrics = request_headers.get_all(header::ACCEPT).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|v| v.contains("application/openmetrics-text"))
+    });
+    if openmetrics {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            m.render(),
+        )
+            .into_response()
+    } else {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            m.render_prometheus(),
+        )
+            .into_response()
+    }
 }
 
 // ---- JSON shapes (Mailpit's names and key order)
@@ -607,6 +634,23 @@ async fn raw(
     response
 }
 
+/// `inline; filename="ascii"; filename*=UTF-8''percent-encoded` (RFC 6266 4.3, RFC 8187):
+/// the name as it was, for clients that read `filename*`, and a safe ASCII fallback.
+fn content_disposition(disposition: &str, name: &str) -> String {
+    let mut encoded = String::new();
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+            encoded.push(char::from(b));
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!(
+        "{disposition}; filename=\"{}\"; filename*=UTF-8''{encoded}",
+        safe_name(name)
+    )
+}
+
 /// A file name safe in a header (letters, digits, `.-_` kept; the rest `_`).
 fn safe_name(name: &str) -> String {
     name.chars()
@@ -637,7 +681,8 @@ async fn part(State(app): State<App>, Path((id, part)): Path<(String, String)>) 
         .parts
         .iter()
         .find(|p| p.id == part)
-        .map_or_else(|| format!("part-{part}"), |p| p.file_name.clone());
+        .map(|p| p.file_name.clone())
+        .unwrap_or_default();
     // Types a browser would run (HTML, SVG, XML) are downloads, never pages (as Mailpit).
     let active = [
         "text/html",
@@ -666,9 +711,7 @@ async fn part(State(app): State<App>, Path((id, part)): Path<(String, String)>) 
     if let Ok(v) = HeaderValue::from_str(&content_type) {
         h.insert(header::CONTENT_TYPE, v);
     }
-    if let Ok(v) =
-        HeaderValue::from_str(&format!("{disposition}; filename=\"{}\"", safe_name(&name)))
-    {
+    if let Ok(v) = HeaderValue::from_str(&content_disposition(disposition, &name)) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     response
