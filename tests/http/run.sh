@@ -279,7 +279,8 @@ else
   fi
 
   # --- /metrics.
-  read -r code _ < <(http GET "$BASE/metrics" -D "$WORK/metrics.headers")
+  # OpenMetrics when asked for (Prometheus asks), Prometheus text 0.0.4 otherwise.
+  read -r code _ < <(http GET "$BASE/metrics" -D "$WORK/metrics.headers" -H 'Accept: application/openmetrics-text; version=1.0.0')
   cp "$WORK/body" "$WORK/metrics"
   check "metrics: 200 (got $code)" [ "$code" = 200 ]
   check "metrics: Content-Type application/openmetrics-text" grep -qi '^content-type: *application/openmetrics-text' "$WORK/metrics.headers"
@@ -288,6 +289,9 @@ else
   check "metrics: smtp_messages_total{outcome=\"accepted\"} ${got:-absent} >= $WANT messages sent" bash -c "[ -n '$got' ] && awk -v g='$got' -v w=$WANT 'BEGIN { exit !(g + 0 >= w) }'"
   check "metrics: '# EOF' is the last line" [ "$(tail -n1 "$WORK/metrics")" = "# EOF" ]
   check "metrics: '# EOF' only once" [ "$(grep -c '^# EOF' "$WORK/metrics")" = 1 ]
+  read -r code _ < <(http GET "$BASE/metrics" -D "$WORK/metrics-text.headers")
+  check "metrics: without Accept, Content-Type text/plain; version=0.0.4" grep -qi '^content-type: *text/plain; version=0.0.4' "$WORK/metrics-text.headers"
+  check "metrics: text format names counters' TYPE with _total" grep -q '^# TYPE smtp_messages_total counter' "$WORK/body"
   if have promtool; then
     # promtool lints the Prometheus text format (0.0.4): ask for that one.
     read -r code _ < <(http GET "$BASE/metrics" -H 'Accept: text/plain;version=0.0.4')
