@@ -659,6 +659,10 @@ impl Capture {
         session: SessionInfo,
         raw: Bytes,
     ) -> Arc<Captured> {
+        // A copy of exactly this size: the bytes may be a slice of a larger buffer (a
+        // connection's read buffer), which would stay alive, unaccounted, as long as the
+        // message is kept.
+        let raw = Bytes::copy_from_slice(&raw);
         let summary = summarize(&raw, &envelope);
         let message = Arc::new(Captured {
             id,
