@@ -297,7 +297,6 @@ fn aborted() -> io::Error {
     )
 }
 
-/// Runs a handler call; a panic becomes `None` (and a log line) instead of unwinding.
 /// Counts a session's end in the metrics when dropped, with the reason set last.
 struct CloseCount {
     metrics: Option<crate::metrics::Metrics>,
@@ -350,6 +349,7 @@ async fn guarded<T>(
     result
 }
 
+/// Runs a handler call; a panic becomes `None` (and a log line) instead of unwinding.
 async fn guarded_untimed<T>(what: &str, fut: impl Future<Output = T>) -> Option<T> {
     match AssertUnwindSafe(fut).catch_unwind().await {
         Ok(v) => Some(v),

@@ -61,7 +61,7 @@ mod real {
     /// | --- | --- | --- |
     /// | `smtp_connections_open` | gauge | |
     /// | `smtp_connections` | counter | |
-    /// | `smtp_sessions` | counter | `reason`: how the session ended (`quit`, `eof`, `timeout`, `shutdown`, `error`, `over_limit`, `tls_failed`, ...) |
+    /// | `smtp_sessions` | counter | `reason`: how the session ended: `quit`, `eof`, `timeout`, `shutdown`, `refused` (a 421, bad PROXY header, too many errors), `error` (I/O), `tls_failed`, `dropped` (by the handler or the server) |
     /// | `smtp_messages` | counter | `outcome`: `accepted`, `refused_temporary` (4xx), `refused_permanent` (5xx) |
     /// | `smtp_received_bytes` | counter | |
     /// | `smtp_handler_seconds` | histogram | `hook`: `connect`, `hello`, `auth`, `mail`, `rcpt`, `data`, `vrfy`, `rset` |

@@ -297,6 +297,30 @@ async fn bad_settings_are_one_line_errors() {
         (vec!["--workers".into(), "0".into()], "workers"),
         (
             vec![
+                "--listen".into(),
+                "127.0.0.1:0".into(),
+                "--handler".into(),
+                "capture".into(),
+            ],
+            "--http",
+        ),
+        (
+            vec![
+                "--listen".into(),
+                "127.0.0.1:0".into(),
+                "--handler".into(),
+                "sink".into(),
+                "--stream".into(),
+                "X".into(),
+            ],
+            "jetstream handler only",
+        ),
+        (
+            vec!["--capture-max-bytes".into(), "0".into()],
+            "--capture-max-bytes",
+        ),
+        (
+            vec![
                 "--handler".into(),
                 "relay:127.0.0.1:25".into(),
                 "--relay-tls".into(),

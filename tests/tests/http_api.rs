@@ -247,6 +247,10 @@ async fn mailpit_shapes_list_get_headers_raw_part_search_delete() {
             .status,
         400
     );
+    // A query too long to run against every message is refused.
+    let long = "word+".repeat(40);
+    let r = request(&base, "GET", &format!("/api/v1/search?query={long}"), None).await;
+    assert_eq!(r.status, 400);
 
     // Not found: Mailpit's plain-text 404s.
     let missing = request(&base, "GET", "/api/v1/message/NOPE", None).await;
@@ -266,7 +270,9 @@ async fn mailpit_shapes_list_get_headers_raw_part_search_delete() {
         request(&base, "GET", "/api/v1/messages", None).await.json()["total"],
         1
     );
-    let body = format!("{{\"IDs\":[\"{id}\"]}}");
+    // Field names match whatever their case, as Mailpit's (Go's) do: `ids` must not mean
+    // "delete all".
+    let body = format!("{{\"ids\":[\"{id}\"]}}");
     assert_eq!(
         request(&base, "DELETE", "/api/v1/messages", Some(&body))
             .await

@@ -22,8 +22,9 @@ use crate::handler::{Context, Handler, SessionInfo};
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum CaptureEvent {
-    /// A message arrived.
-    New(Arc<Captured>),
+    /// A message arrived (its id: [`Capture::get`] it while it is held; the feed holds no
+    /// message, so a subscriber that falls behind keeps no memory alive).
+    New(String),
     /// A message was deleted (by a client, or dropped to stay within the limits).
     Deleted(String),
     /// Every message was deleted.
@@ -41,7 +42,14 @@ pub struct Captured {
     raw: Bytes,
     read: AtomicBool,
     summary: Summary,
+    /// What plain words are searched in, lower case, at most [`SEARCH_TEXT`] bytes.
+    search_text: String,
 }
+
+/// The most of a message's text kept for word searches.
+const SEARCH_TEXT: usize = 64 << 10;
+/// The most entries kept of one address list or of the parts.
+const MAX_LIST: usize = 1000;
 
 /// A mailbox in a header: display name (empty if none) and address.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -194,9 +202,41 @@ impl Captured {
         Some((content_type, part.contents().to_vec()))
     }
 
-    /// What this message costs against the store's byte limit.
+    /// What this message costs against the store's byte limit: its bytes, its summary's and
+    /// search text's, the envelope's, and a fixed share for the rest.
     fn cost(&self) -> usize {
-        self.raw.len() + 1024 + self.summary.snippet.len()
+        let s = &self.summary;
+        let mailbox = |m: &Mailbox| m.name.len() + m.address.len() + 64;
+        let lists: usize = std::iter::once(&s.from)
+            .chain(&s.to)
+            .chain(&s.cc)
+            .chain(&s.bcc)
+            .chain(&s.reply_to)
+            .map(mailbox)
+            .sum();
+        let parts: usize = s
+            .parts
+            .iter()
+            .map(|p| {
+                p.id.len() + p.file_name.len() + p.content_type.len() + p.content_id.len() + 64
+            })
+            .sum();
+        let envelope: usize = self
+            .envelope
+            .recipients
+            .iter()
+            .map(|r| r.path.address().len() + 96)
+            .sum();
+        self.raw.len()
+            + lists
+            + parts
+            + envelope
+            + s.subject.len()
+            + s.message_id.len()
+            + s.snippet.len()
+            + self.search_text.len()
+            + self.id.len()
+            + 1024
     }
 }
 
@@ -231,6 +271,7 @@ fn mailboxes(addr: Option<&mail_parser::Address<'_>>) -> Vec<Mailbox> {
         return Vec::new();
     };
     addr.iter()
+        .take(MAX_LIST)
         .map(|a| Mailbox {
             name: a.name().unwrap_or_default().to_string(),
             address: a.address().unwrap_or_default().to_string(),
@@ -265,7 +306,7 @@ fn summarize_headers(raw: &[u8]) -> Summary {
         return Summary::default();
     };
     let mut parts = Vec::new();
-    for &i in &m.attachments {
+    for &i in m.attachments.iter().take(MAX_LIST) {
         let Some(p) = m.part(i) else { continue };
         let content_id = p
             .content_id()
@@ -288,7 +329,16 @@ fn summarize_headers(raw: &[u8]) -> Summary {
         });
     }
     let text = m.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
-    let snippet: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut snippet = String::new();
+    for word in text.split_whitespace() {
+        if snippet.len() >= 1000 {
+            break;
+        }
+        if !snippet.is_empty() {
+            snippet.push(' ');
+        }
+        snippet.push_str(word);
+    }
     Summary {
         from: mailboxes(m.from()).into_iter().next().unwrap_or_default(),
         to: mailboxes(m.to()),
@@ -346,7 +396,7 @@ fn day(s: &str) -> Option<i64> {
         return None;
     }
     let (y, m, d): (i64, u32, u32) = (y.parse().ok()?, m.parse().ok()?, d.parse().ok()?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+    if !(1..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
         return None;
     }
     // Days from the civil date (Howard Hinnant's algorithm).
@@ -378,6 +428,21 @@ fn size_value(s: &str) -> Option<u64> {
 }
 
 impl Query {
+    /// The longest query [`Query::parse_limited`] takes, and its most terms.
+    pub const MAX_LEN: usize = 1024;
+    /// See [`Query::MAX_LEN`].
+    pub const MAX_TERMS: usize = 32;
+
+    /// Parses a query from a client: `None` if it is longer than [`Query::MAX_LEN`] bytes or
+    /// has more than [`Query::MAX_TERMS`] terms (each term costs a pass over the store).
+    pub fn parse_limited(query: &str) -> Option<Self> {
+        if query.len() > Self::MAX_LEN {
+            return None;
+        }
+        let q = Self::parse(query);
+        (q.terms.len() <= Self::MAX_TERMS).then_some(q)
+    }
+
     /// Parses a query (anything parses: an unknown `key:value` is a word).
     pub fn parse(query: &str) -> Self {
         let mut terms = Vec::new();
@@ -425,7 +490,6 @@ impl Query {
 
     /// Whether `m` matches every term.
     pub fn matches(&self, m: &Captured) -> bool {
-        let mut text: Option<String> = None;
         self.terms.iter().all(|(negated, term)| {
             let hit = match term {
                 Term::Field(field, v) => field_matches(m, *field, v),
@@ -436,10 +500,7 @@ impl Query {
                 Term::After(t) => unix(m.created) >= *t,
                 Term::Larger(n) => m.raw.len() as u64 > *n,
                 Term::Smaller(n) => (m.raw.len() as u64) < *n,
-                Term::Word(w) => {
-                    let text = text.get_or_insert_with(|| search_text(m));
-                    text.contains(w.as_str())
-                }
+                Term::Word(w) => m.search_text.contains(w.as_str()),
             };
             hit != *negated
         })
@@ -501,9 +562,9 @@ fn field_matches(m: &Captured, field: Field, v: &str) -> bool {
     }
 }
 
-/// What a plain word is searched in: sender, recipients, subject, and the text (lower case).
-fn search_text(m: &Captured) -> String {
-    let s = &m.summary;
+/// What a plain word is searched in: sender, recipients, subject, and the text (lower case),
+/// made once when the message arrives, at most [`SEARCH_TEXT`] bytes.
+fn search_text(s: &Summary, text: &str) -> String {
     let mut t = String::new();
     for a in std::iter::once(&s.from)
         .chain(&s.to)
@@ -517,8 +578,16 @@ fn search_text(m: &Captured) -> String {
     }
     t.push_str(&s.subject);
     t.push(' ');
-    t.push_str(&m.text());
-    t.to_lowercase()
+    t.push_str(text);
+    let mut t = t.to_lowercase();
+    if t.len() > SEARCH_TEXT {
+        let mut end = SEARCH_TEXT;
+        while !t.is_char_boundary(end) {
+            end -= 1;
+        }
+        t.truncate(end);
+    }
+    t
 }
 
 /// Counters since start (Mailpit's `RuntimeStats`).
@@ -664,6 +733,11 @@ impl Capture {
         // message is kept.
         let raw = Bytes::copy_from_slice(&raw);
         let summary = summarize(&raw, &envelope);
+        let text = MessageParser::default()
+            .parse(&raw[..])
+            .and_then(|m| m.body_text(0).map(|t| t.into_owned()))
+            .unwrap_or_default();
+        let search_text = search_text(&summary, &text);
         let message = Arc::new(Captured {
             id,
             created: SystemTime::now(),
@@ -672,37 +746,35 @@ impl Capture {
             raw,
             read: AtomicBool::new(false),
             summary,
+            search_text,
         });
         let stats = &self.shared.stats;
         stats.accepted.fetch_add(1, Ordering::Relaxed);
         stats
             .accepted_bytes
             .fetch_add(message.raw.len() as u64, Ordering::Relaxed);
-        let mut dropped = Vec::new();
-        {
-            let mut state = self.state();
-            state.bytes += message.cost();
-            state.messages.push_back(Arc::clone(&message));
-            while state.messages.len() > self.shared.max_messages
-                || (state.bytes > self.shared.max_bytes && state.messages.len() > 1)
-            {
-                let Some(old) = state.messages.pop_front() else {
-                    break;
-                };
-                state.bytes -= old.cost();
-                dropped.push(old.id.clone());
-            }
-        }
-        stats
-            .dropped
-            .fetch_add(dropped.len() as u64, Ordering::Relaxed);
-        for id in dropped {
-            let _ = self.shared.events.send(CaptureEvent::Deleted(id));
-        }
+        // Events are sent under the lock, so that subscribers see them in the store's order.
+        let mut state = self.state();
+        state.bytes += message.cost();
+        state.messages.push_back(Arc::clone(&message));
         let _ = self
             .shared
             .events
-            .send(CaptureEvent::New(Arc::clone(&message)));
+            .send(CaptureEvent::New(message.id.clone()));
+        while state.messages.len() > self.shared.max_messages
+            || (state.bytes > self.shared.max_bytes && state.messages.len() > 1)
+        {
+            let Some(old) = state.messages.pop_front() else {
+                break;
+            };
+            state.bytes -= old.cost();
+            stats.dropped.fetch_add(1, Ordering::Relaxed);
+            let _ = self
+                .shared
+                .events
+                .send(CaptureEvent::Deleted(old.id.clone()));
+        }
+        drop(state);
         message
     }
 
@@ -744,24 +816,23 @@ impl Capture {
 
     /// Deletes these messages (unknown ids are ignored); returns how many were deleted.
     pub fn delete(&self, ids: &[String]) -> usize {
-        let removed: Vec<Arc<Captured>> = {
-            let mut state = self.state();
-            let (gone, kept): (Vec<_>, Vec<_>) = state
-                .messages
-                .drain(..)
-                .partition(|m| ids.iter().any(|id| *id == m.id));
-            state.messages = kept.into();
-            state.bytes -= gone.iter().map(|m| m.cost()).sum::<usize>();
-            gone
-        };
+        let ids: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
+        let mut state = self.state();
+        let (gone, kept): (Vec<_>, Vec<_>) = state
+            .messages
+            .drain(..)
+            .partition(|m| ids.contains(m.id.as_str()));
+        state.messages = kept.into();
+        state.bytes -= gone.iter().map(|m| m.cost()).sum::<usize>();
+        for m in &gone {
+            let _ = self.shared.events.send(CaptureEvent::Deleted(m.id.clone()));
+        }
+        drop(state);
         self.shared
             .stats
             .deleted
-            .fetch_add(removed.len() as u64, Ordering::Relaxed);
-        for m in &removed {
-            let _ = self.shared.events.send(CaptureEvent::Deleted(m.id.clone()));
-        }
-        removed.len()
+            .fetch_add(gone.len() as u64, Ordering::Relaxed);
+        gone.len()
     }
 
     /// Deletes every message.
@@ -894,6 +965,13 @@ impl Handler for Capture {
 
     async fn data(&self, ctx: &mut Context, body: Body) -> Result<(), Reply> {
         let message = body.collect().await?;
+        if message.raw().len() >= self.shared.max_bytes {
+            return Err(Reply::new(
+                552,
+                Some(EnhancedStatus::new(5, 3, 4)),
+                "Message too big for the capture store",
+            ));
+        }
         let (info, env) = (ctx.session(), ctx.envelope());
         let id = info
             .queue_id

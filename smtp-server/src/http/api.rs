@@ -28,7 +28,15 @@ use crate::handlers::capture::{Capture, CaptureEvent, Captured, Chaos, Mailbox, 
 struct App {
     server: Arc<HttpServer>,
     shutdown: CancellationToken,
+    /// Requests that may be held open: waits, event streams (beyond, 503).
+    waits: Arc<tokio::sync::Semaphore>,
+    streams: Arc<tokio::sync::Semaphore>,
 }
+
+/// Waits held open at once.
+const MAX_WAITS: usize = 128;
+/// Event streams open at once.
+const MAX_STREAMS: usize = 64;
 
 pub(super) fn router(server: HttpServer) -> Router {
     router_with_shutdown(server, CancellationToken::new())
@@ -49,6 +57,8 @@ pub(super) fn router_with_shutdown(server: HttpServer, shutdown: CancellationTok
     let app = App {
         server: Arc::new(server),
         shutdown,
+        waits: Arc::new(tokio::sync::Semaphore::new(MAX_WAITS)),
+        streams: Arc::new(tokio::sync::Semaphore::new(MAX_STREAMS)),
     };
     Router::new()
         .route("/", get(page))
@@ -130,6 +140,38 @@ async fn ok_empty() -> StatusCode {
 
 fn ok() -> Response {
     text(StatusCode::OK, "ok")
+}
+
+/// A client's query, or the 400 for one too long to run on every message.
+fn client_query(q: &str) -> Result<Query, Response> {
+    Query::parse_limited(q).ok_or_else(|| {
+        bad_request(format!(
+            "Error: query longer than {} bytes or {} terms",
+            Query::MAX_LEN,
+            Query::MAX_TERMS
+        ))
+    })
+}
+
+/// A JSON body with every object key in lower case: Mailpit (Go) matches field names without
+/// regard to case, and its clients rely on it (`{"ids": [...]}` must not mean "all").
+fn lower_keys(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), lower_keys(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(lower_keys).collect()),
+        v => v,
+    }
+}
+
+/// Decodes a JSON body whatever the case of its keys (the struct names them in lower case).
+fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    serde_json::from_value(lower_keys(v)).map_err(|e| e.to_string())
 }
 
 fn bad_request(message: impl Into<String>) -> Response {
@@ -376,14 +418,17 @@ async fn search(State(app): State<App>, UrlQuery(paging): UrlQuery<Paging>) -> R
     if q.is_empty() {
         return bad_request("Error: no search query");
     }
-    let matched = capture.search(&Query::parse(q));
+    let query = match client_query(q) {
+        Ok(q) => q,
+        Err(r) => return r,
+    };
+    let matched = capture.search(&query);
     Json(page_of(capture, matched, &paging)).into_response()
 }
 
 #[derive(Deserialize, Default)]
-#[serde(rename_all = "PascalCase")]
 struct Ids {
-    #[serde(rename = "IDs", default)]
+    #[serde(default)]
     ids: Vec<String>,
 }
 
@@ -394,7 +439,7 @@ async fn delete_messages(State(app): State<App>, body: Bytes) -> Response {
         Ok(c) => c,
         Err(r) => return r,
     };
-    let ids: Ids = serde_json::from_slice(&body).unwrap_or_default();
+    let ids: Ids = json_body(&body).unwrap_or_default();
     if ids.ids.is_empty() {
         capture.clear();
     } else {
@@ -412,8 +457,12 @@ async fn delete_search(State(app): State<App>, UrlQuery(paging): UrlQuery<Paging
     if q.is_empty() {
         return bad_request("Error: no search query");
     }
+    let query = match client_query(q) {
+        Ok(q) => q,
+        Err(r) => return r,
+    };
     let ids: Vec<String> = capture
-        .search(&Query::parse(q))
+        .search(&query)
         .iter()
         .map(|m| m.id().to_string())
         .collect();
@@ -422,11 +471,10 @@ async fn delete_search(State(app): State<App>, UrlQuery(paging): UrlQuery<Paging
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
 struct ReadRequest {
     #[serde(default)]
     read: bool,
-    #[serde(rename = "IDs", default)]
+    #[serde(default)]
     ids: Vec<String>,
     #[serde(default)]
     search: String,
@@ -437,22 +485,26 @@ async fn set_read(State(app): State<App>, body: Bytes) -> Response {
         Ok(c) => c,
         Err(r) => return r,
     };
-    let req: ReadRequest = match serde_json::from_slice(&body) {
+    let req: ReadRequest = match json_body(&body) {
         Ok(r) => r,
-        Err(e) => return bad_request(e.to_string()),
+        Err(e) => return bad_request(e),
     };
     if !req.ids.is_empty() && !req.search.is_empty() {
         return bad_request("You may specify either IDs or a search query, not both");
     }
     let targets = if !req.search.is_empty() {
-        capture.search(&Query::parse(&req.search))
+        match client_query(&req.search) {
+            Ok(q) => capture.search(&q),
+            Err(r) => return r,
+        }
     } else if req.ids.is_empty() {
         capture.messages()
     } else {
+        let ids: std::collections::HashSet<&str> = req.ids.iter().map(String::as_str).collect();
         capture
             .messages()
             .into_iter()
-            .filter(|m| req.ids.iter().any(|id| id == m.id()))
+            .filter(|m| ids.contains(m.id()))
             .collect()
     };
     for m in targets {
@@ -473,7 +525,7 @@ struct MessageQuery {
 fn find(capture: &Capture, id: &str, q: &MessageQuery) -> Result<Arc<Captured>, Response> {
     if id == "latest" {
         let found = match q.query.as_deref().map(str::trim) {
-            Some(q) if !q.is_empty() => capture.search(&Query::parse(q)).into_iter().next(),
+            Some(q) if !q.is_empty() => capture.search(&client_query(q)?).into_iter().next(),
             _ => capture.latest(),
         };
         return found.ok_or_else(|| text(StatusCode::NOT_FOUND, "Message not found"));
@@ -683,21 +735,23 @@ async fn part(State(app): State<App>, Path((id, part)): Path<(String, String)>) 
         .find(|p| p.id == part)
         .map(|p| p.file_name.clone())
         .unwrap_or_default();
-    // Types a browser would run (HTML, SVG, XML) are downloads, never pages (as Mailpit).
-    let active = [
-        "text/html",
-        "text/xml",
-        "application/xhtml+xml",
-        "image/svg+xml",
-        "application/xml",
-        "text/xsl",
+    // Only types a browser shows without running anything are served as themselves; the
+    // rest (HTML, SVG, XML, scripts, styles, ...) is a download, never a page or a resource
+    // of ours.
+    let shown = [
+        "image/png",
+        "image/jpeg",
+        "image/gif",
+        "image/webp",
+        "text/plain",
+        "application/pdf",
     ]
     .iter()
     .any(|t| content_type.eq_ignore_ascii_case(t));
-    let (content_type, disposition) = if active {
-        ("application/octet-stream".to_string(), "attachment")
-    } else {
+    let (content_type, disposition) = if shown {
         (content_type, "inline")
+    } else {
+        ("application/octet-stream".to_string(), "attachment")
     };
     let mut response = (
         [(
@@ -806,17 +860,20 @@ async fn webui(State(app): State<App>) -> Response {
 #[derive(Serialize, Deserialize, Default, Clone, Copy)]
 #[serde(rename_all = "PascalCase")]
 struct Trigger {
-    #[serde(default)]
+    #[serde(default, alias = "errorcode")]
     error_code: u16,
-    #[serde(default)]
+    #[serde(default, alias = "probability")]
     probability: u8,
 }
 
 #[derive(Serialize, Deserialize, Default)]
 #[serde(rename_all = "PascalCase")]
 struct Triggers {
+    #[serde(alias = "sender")]
     sender: Option<Trigger>,
+    #[serde(alias = "recipient")]
     recipient: Option<Trigger>,
+    #[serde(alias = "authentication")]
     authentication: Option<Trigger>,
 }
 
@@ -848,9 +905,9 @@ async fn put_chaos(State(app): State<App>, body: Bytes) -> Response {
         Ok(c) => c,
         Err(r) => return r,
     };
-    let t: Triggers = match serde_json::from_slice(&body) {
+    let t: Triggers = match json_body(&body) {
         Ok(t) => t,
-        Err(e) => return bad_request(e.to_string()),
+        Err(e) => return bad_request(e),
     };
     let defaults = Chaos::default();
     let pick = |t: Option<Trigger>, default: (u16, u8)| -> Result<(u16, u8), Response> {
@@ -904,7 +961,13 @@ async fn wait(State(app): State<App>, UrlQuery(paging): UrlQuery<Paging>) -> Res
     if !(0.0..=300.0).contains(&timeout) {
         return bad_request("timeout must be between 0 and 300 seconds");
     }
-    let query = Query::parse(paging.query.as_deref().unwrap_or_default());
+    let query = match client_query(paging.query.as_deref().unwrap_or_default()) {
+        Ok(q) => q,
+        Err(r) => return r,
+    };
+    let Ok(_slot) = app.waits.clone().try_acquire_owned() else {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "too many waits open");
+    };
     let waited = tokio::select! {
         r = capture.wait_for(&query, count, Duration::from_secs_f64(timeout)) => r,
         () = app.shutdown.cancelled() => Err(capture.search(&query)),
@@ -913,7 +976,12 @@ async fn wait(State(app): State<App>, UrlQuery(paging): UrlQuery<Paging>) -> Res
         Ok(found) => (StatusCode::OK, found),
         Err(found) => (StatusCode::REQUEST_TIMEOUT, found),
     };
-    (status, Json(page_of(&capture, found, &Paging::default()))).into_response()
+    // Every match, not a page of them.
+    let all = Paging {
+        limit: Some("0".into()),
+        ..Paging::default()
+    };
+    (status, Json(page_of(&capture, found, &all))).into_response()
 }
 
 /// `GET /api/v1/events`: `new` (a message summary), `delete` (`{"ID": ...}`), `truncate`.
@@ -922,30 +990,48 @@ async fn events(State(app): State<App>) -> Response {
         Ok(c) => c.clone(),
         Err(r) => return r,
     };
+    let Ok(slot) = app.streams.clone().try_acquire_owned() else {
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many event streams open",
+        );
+    };
     let feed = capture.subscribe();
     let stop = app.shutdown.clone();
-    let stream = futures_util::stream::unfold((feed, stop), |(mut feed, stop)| async move {
-        let event = tokio::select! {
-            e = feed.recv() => e,
-            () = stop.cancelled() => return None,
-        };
-        let event = match event {
-            Ok(CaptureEvent::New(m)) => {
-                Event::default().event("new").json_data(summary(&m)).ok()?
-            }
-            Ok(CaptureEvent::Deleted(id)) => Event::default()
-                .event("delete")
-                .json_data(json!({ "ID": id }))
-                .ok()?,
-            Ok(CaptureEvent::Truncated) => Event::default().event("truncate").data("null"),
-            // Fell behind: the client should reload the list.
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                Event::default().event("lagged").data(n.to_string())
-            }
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-        };
-        Some((Ok::<_, Infallible>(event), (feed, stop)))
-    });
+    let state = (feed, stop, capture, slot);
+    let stream =
+        futures_util::stream::unfold(state, |(mut feed, stop, capture, slot)| async move {
+            let event = loop {
+                let event = tokio::select! {
+                    e = feed.recv() => e,
+                    () = stop.cancelled() => return None,
+                };
+                // A message dropped before its event was read is not announced.
+                if let Ok(CaptureEvent::New(id)) = &event
+                    && capture.get(id).is_none()
+                {
+                    continue;
+                }
+                break event;
+            };
+            let event = match event {
+                Ok(CaptureEvent::New(id)) => {
+                    let m = capture.get(&id)?;
+                    Event::default().event("new").json_data(summary(&m)).ok()?
+                }
+                Ok(CaptureEvent::Deleted(id)) => Event::default()
+                    .event("delete")
+                    .json_data(json!({ "ID": id }))
+                    .ok()?,
+                Ok(CaptureEvent::Truncated) => Event::default().event("truncate").data("null"),
+                // Fell behind: the client should reload the list.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    Event::default().event("lagged").data(n.to_string())
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            };
+            Some((Ok::<_, Infallible>(event), (feed, stop, capture, slot)))
+        });
     Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response()
@@ -1014,8 +1100,32 @@ const DROP_POINTS: [(&str, DropPoint); 4] = [
     ("after_data", DropPoint::AfterData),
 ];
 
+/// The most entries of each fault list, and of delay in all per step.
+const MAX_FAULTS: usize = 32;
+const MAX_DELAY_MS: u64 = 600_000;
+
 impl FaultsJson {
     fn into_faults(self) -> Result<Faults, String> {
+        let lists = [
+            self.reject_recipients.len(),
+            self.temp_fail.len(),
+            self.fail_first.len(),
+            self.delay.len(),
+        ];
+        if lists.iter().any(|&n| n > MAX_FAULTS) {
+            return Err(format!("at most {MAX_FAULTS} entries per list"));
+        }
+        for name in ["mail", "rcpt", "data"] {
+            let total: u64 = self
+                .delay
+                .iter()
+                .filter(|d| d.step == name)
+                .map(|d| d.ms)
+                .fold(0, u64::saturating_add);
+            if total > MAX_DELAY_MS {
+                return Err(format!("delay: at most {MAX_DELAY_MS} ms in all per step"));
+            }
+        }
         let mut f = Faults::new();
         for p in self.reject_recipients {
             f = f.reject_recipients(p);
@@ -1030,9 +1140,6 @@ impl FaultsJson {
             f = f.fail_first(step(&t.step)?, t.n);
         }
         for t in self.delay {
-            if t.ms > 600_000 {
-                return Err("delay: at most 600000 ms".into());
-            }
             f = f.delay(step(&t.step)?, Duration::from_millis(t.ms));
         }
         if let Some(at) = self.drop_connection {
