@@ -672,25 +672,6 @@ fn nats_headers(info: &SessionInfo, env: &Envelope, facts: &Facts<'_>) -> Header
     h
 }
 
-/// Now, RFC 3339 in UTC with milliseconds (`2026-11-30T05:07:26.123Z`).
-fn rfc3339_now() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
-    let t = mail_parser::DateTime::from_timestamp(secs);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        t.year,
-        t.month,
-        t.day,
-        t.hour,
-        t.minute,
-        t.second,
-        now.subsec_millis()
-    )
-}
-
 /// The value of the first `Message-ID` header in `message` (unfolded, trimmed), if its header
 /// section holds one.
 fn message_id(message: &[u8]) -> Option<Vec<u8>> {
@@ -846,7 +827,7 @@ impl Handler for JetStream {
             dedup: String::new(),
             size: len,
             object: None,
-            received_at: rfc3339_now(),
+            received_at: super::trace::rfc3339(std::time::SystemTime::now()),
         };
         let mut dedup = Dedup::new(env);
         if !large {

@@ -11,7 +11,7 @@ mod maildir;
 mod memory;
 mod relay;
 mod sink;
-mod trace;
+pub(crate) mod trace;
 
 pub use accounts::Accounts;
 pub use maildir::Maildir;

@@ -50,6 +50,25 @@ pub fn rfc5322_date(t: SystemTime) -> String {
     mail_parser::DateTime::from_timestamp(i64::try_from(secs).unwrap_or(i64::MAX)).to_rfc822()
 }
 
+/// A time as RFC 3339 in UTC with milliseconds, such as `2026-11-30T05:07:26.123Z` (the
+/// JetStream handler's `SMTP-Received-At`, the HTTP API's times).
+#[cfg_attr(not(any(feature = "jetstream", feature = "http")), allow(dead_code))]
+pub(crate) fn rfc3339(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+    let t = mail_parser::DateTime::from_timestamp(secs);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year,
+        t.month,
+        t.day,
+        t.hour,
+        t.minute,
+        t.second,
+        d.subsec_millis()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,6 +94,13 @@ mod tests {
             info.auth = auth.then(|| "ann".to_string());
             assert_eq!(with_protocol(&info, utf8), want);
         }
+    }
+
+    #[test]
+    fn rfc3339_times() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        let t = UNIX_EPOCH + Duration::from_millis(1_795_334_657_123);
+        assert_eq!(rfc3339(t), "2026-11-22T08:04:17.123Z");
     }
 
     #[test]

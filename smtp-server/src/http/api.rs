@@ -6,7 +6,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use axum::Json;
 use axum::Router;
@@ -278,22 +278,7 @@ fn addresses(list: &[Mailbox]) -> Vec<Address> {
     list.iter().map(address).collect()
 }
 
-/// RFC 3339 in UTC with milliseconds.
-fn rfc3339(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
-    let t = mail_parser::DateTime::from_timestamp(secs);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        t.year,
-        t.month,
-        t.day,
-        t.hour,
-        t.minute,
-        t.second,
-        d.subsec_millis()
-    )
-}
+use crate::handlers::trace::rfc3339;
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
