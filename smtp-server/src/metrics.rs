@@ -83,8 +83,10 @@ mod real {
         hooks: Family<Hook, Histogram>,
         tls_failures: Counter,
         auth_failures: Counter,
+        #[cfg_attr(not(feature = "http"), allow(dead_code))]
         capture_dropped: Counter,
         /// The capture store's drop count last seen (it counts by itself).
+        #[cfg_attr(not(feature = "http"), allow(dead_code))]
         capture_seen: Mutex<u64>,
     }
 
@@ -206,6 +208,7 @@ mod real {
         }
 
         /// Brings the capture-drop counter up to `total` (the store's own count).
+        #[cfg_attr(not(feature = "http"), allow(dead_code))]
         pub(crate) fn capture_dropped_total(&self, total: u64) {
             let mut seen = self
                 .inner
