@@ -306,6 +306,15 @@ async fn bad_settings_are_one_line_errors() {
         ),
         (
             vec![
+                "--handler".into(),
+                "capture".into(),
+                "--http".into(),
+                "127.0.0.1:8025".into(),
+            ],
+            "an SMTP listener uses this address",
+        ),
+        (
+            vec![
                 "--listen".into(),
                 "127.0.0.1:0".into(),
                 "--handler".into(),

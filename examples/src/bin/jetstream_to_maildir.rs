@@ -44,8 +44,13 @@ async fn main() {
 }
 
 async fn run(url: &str, dir: &Path, stream: &str, name: &str) -> Result<(), Error> {
+    // Mail is private: the directories this makes are 0700.
     for sub in ["tmp", "new", "cur"] {
-        std::fs::create_dir_all(dir.join(sub))?;
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir.join(sub))?;
     }
     let client = async_nats::connect(url).await?;
     let js = jetstream::new(client);

@@ -197,7 +197,13 @@ impl App {
 
 // ---- the page
 
-async fn page() -> Response {
+async fn page(State(app): State<App>) -> Response {
+    if app.server.capture.is_none() {
+        return text(
+            StatusCode::NOT_FOUND,
+            "404 page not found (no capture store: --handler capture)",
+        );
+    }
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),

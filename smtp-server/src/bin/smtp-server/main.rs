@@ -317,6 +317,7 @@ async fn run(s: Settings) -> Result<(), String> {
         Faults::new(),
     ));
     let mut capturing = false;
+    let listener_addresses: Vec<String> = listeners.iter().map(|l| l.address.clone()).collect();
     let mut maildirs = Vec::new();
     for l in listeners {
         let p = l.profile.over(&s.defaults);
@@ -384,6 +385,14 @@ async fn run(s: Settings) -> Result<(), String> {
             listen = listen.name(name);
         }
         b = b.listener(listen);
+    }
+    if let Some(addr) = &s.http
+        && listener_addresses.iter().any(|l| l == addr)
+    {
+        return Err(format!(
+            "http {addr}: an SMTP listener uses this address (the default --listen is \
+             127.0.0.1:8025): give --listen or --http another port"
+        ));
     }
     if capturing && s.http.is_none() {
         return Err(
