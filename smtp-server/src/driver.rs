@@ -109,7 +109,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let span = info_span!("smtp", id = info.id, peer = ?info.peer, listener = %info.listener);
-    async move {
+    let conn = async move {
         info!("connected");
         ctx.observe(|m| m.connection_opened());
         // Counted closed however the session ends (this future may also be dropped).
@@ -164,6 +164,8 @@ where
             closed: None,
             shutdown_seen: false,
             transcript,
+            timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
+            armed: None,
         };
         match conn.run().await {
             Ok(()) => {
@@ -187,9 +189,13 @@ where
         let _ = AssertUnwindSafe(handler.disconnect(&mut conn.hctx))
             .catch_unwind()
             .await;
+    };
+    // With sessions not logged (the default level), no span is entered on every poll.
+    if span.is_disabled() {
+        conn.await;
+    } else {
+        conn.instrument(span).await;
     }
-    .instrument(span)
-    .await
 }
 
 /// The message being received: the channel its content goes to, and the handler's `data`,
@@ -266,6 +272,9 @@ struct Conn<S> {
     read_size: usize,
     /// Log the session's transcript (debug level was on at connect).
     transcript: bool,
+    /// The session's deadline timer, kept between reads, and when it is set to fire.
+    timer: Pin<Box<tokio::time::Sleep>>,
+    armed: Option<tokio::time::Instant>,
 }
 
 /// Writes a reply (or a group of pipelined replies) and flushes it, within the command
@@ -646,9 +655,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
             .session
             .poll_timeout()
             .map(tokio::time::Instant::from_std);
+        // The timer is set again only when the deadline comes earlier than it, or it has
+        // fired: each command moves the deadline later, and a timer that fires early finds
+        // the session's deadline not reached (handle_timeout does nothing) and is set again
+        // then. So a busy session sets it about once per timeout, not once per read.
+        if let Some(d) = deadline {
+            let now = tokio::time::Instant::now();
+            if self.armed.is_none_or(|a| d < a || a <= now) {
+                self.timer.as_mut().reset(d);
+                self.armed = Some(d);
+            }
+        }
+        let timer = &mut self.timer;
         let sleep = async {
             match deadline {
-                Some(d) => tokio::time::sleep_until(d).await,
+                Some(_) => timer.await,
                 None => std::future::pending().await,
             }
         };
