@@ -386,7 +386,9 @@ async fn run(s: Settings) -> Result<(), String> {
         }
         b = b.listener(listen);
     }
+    // The same fixed address twice (port 0 is a new port each time, so never a clash).
     if let Some(addr) = &s.http
+        && !addr.ends_with(":0")
         && listener_addresses.iter().any(|l| l == addr)
     {
         return Err(format!(
