@@ -24,6 +24,16 @@ use super::HttpServer;
 use crate::faults::{DropPoint, Faults, Step};
 use crate::handlers::capture::{Capture, CaptureEvent, Captured, Chaos, Mailbox, Query};
 
+/// The value of a `Result<_, Response>`, or that response returned from the handler.
+macro_rules! or_respond {
+    ($result:expr) => {
+        match $result {
+            Ok(value) => value,
+            Err(response) => return response,
+        }
+    };
+}
+
 #[derive(Clone)]
 struct App {
     server: Arc<HttpServer>,
@@ -393,26 +403,17 @@ fn page_of(capture: &Capture, matched: Vec<Arc<Captured>>, paging: &Paging) -> M
 // ---- lists, search, delete
 
 async fn list(State(app): State<App>, UrlQuery(paging): UrlQuery<Paging>) -> Response {
-    let capture = match app.capture() {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let capture = or_respond!(app.capture());
     Json(page_of(capture, capture.messages(), &paging)).into_response()
 }
 
 async fn search(State(app): State<App>, UrlQuery(paging): UrlQuery<Paging>) -> Response {
-    let capture = match app.capture() {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let capture = or_respond!(app.capture());
     let q = paging.query.as_deref().unwrap_or_default().trim();
     if q.is_empty() {
         return bad_request("Error: no search query");
     }
-    let query = match client_query(q) {
-        Ok(q) => q,
-        Err(r) => return r,
-    };
+    let query = or_respond!(client_query(q));
     let matched = capture.search(&query);
     Json(page_of(capture, matched, &paging)).into_response()
 }
@@ -426,10 +427,7 @@ struct Ids {
 /// `{"IDs": [...]}` deletes those; no body, an unreadable body or no IDs deletes all (as
 /// Mailpit does).
 async fn delete_messages(State(app): State<App>, body: Bytes) -> Response {
-    let capture = match app.capture() {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let capture = or_respond!(app.capture());
     let ids: Ids = json_body(&body).unwrap_or_default();
     if ids.ids.is_empty() {
         capture.clear();
@@ -440,18 +438,12 @@ async fn delete_messages(State(app): State<App>, body: Bytes) -> Response {
 }
 
 async fn delete_search(State(app): State<App>, UrlQuery(paging): UrlQuery<Paging>) -> Response {
-    let capture = match app.capture() {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let capture = or_respond!(app.capture());
     let q = paging.query.as_deref().unwrap_or_default().trim();
     if q.is_empty() {
         return bad_request("Error: no search query");
     }
-    let query = match client_query(q) {
-        Ok(q) => q,
-        Err(r) => return r,
-    };
+    let query = or_respond!(client_query(q));
     let ids: Vec<String> = capture
         .search(&query)
         .iter()
@@ -472,10 +464,7 @@ struct ReadRequest {
 }
 
 async fn set_read(State(app): State<App>, body: Bytes) -> Response {
-    let capture = match app.capture() {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let capture = or_respond!(app.capture());
     let req: ReadRequest = match json_body(&body) {
         Ok(r) => r,
         Err(e) => return bad_request(e),
@@ -484,10 +473,7 @@ async fn set_read(State(app): State<App>, body: Bytes) -> Response {
         return bad_request("You may specify either IDs or a search query, not both");
     }
     let targets = if !req.search.is_empty() {
-        match client_query(&req.search) {
-            Ok(q) => capture.search(&q),
-            Err(r) => return r,
-        }
+        capture.search(&or_respond!(client_query(&req.search)))
     } else if req.ids.is_empty() {
         capture.messages()
     } else {
@@ -543,14 +529,8 @@ async fn message(
     Path(id): Path<String>,
     UrlQuery(q): UrlQuery<MessageQuery>,
 ) -> Response {
-    let capture = match app.capture() {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let m = match find(capture, &id, &q) {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
+    let capture = or_respond!(app.capture());
+    let m = or_respond!(find(capture, &id, &q));
     m.set_read(true);
     let s = m.summary();
     let parts = |inline: bool| -> Vec<Attachment> {
@@ -611,14 +591,8 @@ async fn headers(
     Path(id): Path<String>,
     UrlQuery(q): UrlQuery<MessageQuery>,
 ) -> Response {
-    let capture = match app.capture() {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let m = match find(capture, &id, &q) {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
+    let capture = or_respond!(app.capture());
+    let m = or_respond!(find(capture, &id, &q));
     // Names in the canonical form (`Message-Id`), sorted, each with its values in order.
     let mut map: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for (name, value) in m.headers() {
@@ -647,14 +621,8 @@ async fn raw(
     Path(id): Path<String>,
     UrlQuery(q): UrlQuery<MessageQuery>,
 ) -> Response {
-    let capture = match app.capture() {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let m = match find(capture, &id, &q) {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
+    let capture = or_respond!(app.capture());
+    let m = or_respond!(find(capture, &id, &q));
     let mut response = (
         [
             (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
@@ -708,14 +676,8 @@ fn safe_name(name: &str) -> String {
 }
 
 async fn part(State(app): State<App>, Path((id, part)): Path<(String, String)>) -> Response {
-    let capture = match app.capture() {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let m = match find(capture, &id, &MessageQuery::default()) {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
+    let capture = or_respond!(app.capture());
+    let m = or_respond!(find(capture, &id, &MessageQuery::default()));
     let Some((content_type, bytes)) = m.part(&part) else {
         return not_found().await;
     };
@@ -764,19 +726,13 @@ async fn part(State(app): State<App>, Path((id, part)): Path<(String, String)>) 
 
 /// `/view/{ID}.html`: the message's HTML in a sandbox; `/view/{ID}.txt`: its text.
 async fn view(State(app): State<App>, Path(file): Path<String>) -> Response {
-    let capture = match app.capture() {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let capture = or_respond!(app.capture());
     let (id, html) = match (file.strip_suffix(".html"), file.strip_suffix(".txt")) {
         (Some(id), _) => (id, true),
         (_, Some(id)) => (id, false),
         _ => return not_found().await,
     };
-    let m = match find(capture, id, &MessageQuery::default()) {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
+    let m = or_respond!(find(capture, id, &MessageQuery::default()));
     if html {
         let body = m.html();
         if body.is_empty() {
@@ -808,10 +764,7 @@ async fn view(State(app): State<App>, Path(file): Path<String>) -> Response {
 // ---- info, chaos
 
 async fn info(State(app): State<App>) -> Response {
-    let capture = match app.capture() {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let capture = or_respond!(app.capture());
     let (messages, unread) = capture.counts();
     let stats = capture.stats();
     Json(json!({
@@ -892,10 +845,7 @@ async fn get_chaos(State(app): State<App>) -> Response {
 /// Mailpit's rules: a trigger left out goes back to its default (probability 0); a code of
 /// 0 is the default code.
 async fn put_chaos(State(app): State<App>, body: Bytes) -> Response {
-    let capture = match app.capture() {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let capture = or_respond!(app.capture());
     let t: Triggers = match json_body(&body) {
         Ok(t) => t,
         Err(e) => return bad_request(e),
@@ -940,10 +890,7 @@ async fn put_chaos(State(app): State<App>, body: Bytes) -> Response {
 /// match (all messages without a query), else 408 with what did match after `timeout`
 /// seconds (at most 300).
 async fn wait(State(app): State<App>, UrlQuery(paging): UrlQuery<Paging>) -> Response {
-    let capture = match app.capture() {
-        Ok(c) => c.clone(),
-        Err(r) => return r,
-    };
+    let capture = or_respond!(app.capture()).clone();
     let count = paging.count.as_deref().map_or(Ok(1), str::parse::<usize>);
     let timeout = paging.timeout.as_deref().map_or(Ok(5.0), str::parse::<f64>);
     let (Ok(count), Ok(timeout)) = (count, timeout) else {
@@ -952,10 +899,7 @@ async fn wait(State(app): State<App>, UrlQuery(paging): UrlQuery<Paging>) -> Res
     if !(0.0..=300.0).contains(&timeout) {
         return bad_request("timeout must be between 0 and 300 seconds");
     }
-    let query = match client_query(paging.query.as_deref().unwrap_or_default()) {
-        Ok(q) => q,
-        Err(r) => return r,
-    };
+    let query = or_respond!(client_query(paging.query.as_deref().unwrap_or_default()));
     let Ok(_slot) = app.waits.clone().try_acquire_owned() else {
         return text(StatusCode::SERVICE_UNAVAILABLE, "too many waits open");
     };
@@ -977,10 +921,7 @@ async fn wait(State(app): State<App>, UrlQuery(paging): UrlQuery<Paging>) -> Res
 
 /// `GET /api/v1/events`: `new` (a message summary), `delete` (`{"ID": ...}`), `truncate`.
 async fn events(State(app): State<App>) -> Response {
-    let capture = match app.capture() {
-        Ok(c) => c.clone(),
-        Err(r) => return r,
-    };
+    let capture = or_respond!(app.capture()).clone();
     let Ok(slot) = app.streams.clone().try_acquire_owned() else {
         return text(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -1206,10 +1147,7 @@ async fn get_faults(State(app): State<App>) -> Response {
 }
 
 async fn put_faults(State(app): State<App>, body: Bytes) -> Response {
-    let h = match faults_handler(&app) {
-        Ok(h) => h,
-        Err(r) => return r,
-    };
+    let h = or_respond!(faults_handler(&app));
     let parsed: FaultsJson = match serde_json::from_slice(&body) {
         Ok(f) => f,
         Err(e) => return bad_request(e.to_string()),
