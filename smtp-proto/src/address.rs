@@ -7,9 +7,9 @@
 //! because a lenient parser hides client bugs from the people who could fix them; the option
 //! exists because some old clients and scripts send it and their operators must still get mail.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
 use nom::branch::alt;
 use nom::bytes::complete::{tag, tag_no_case, take_while_m_n, take_while1};
@@ -33,10 +33,21 @@ pub const MAX_PATH: usize = 256;
 /// The local part keeps its quotes if it was a quoted string (`"john smith"`), so that it can be
 /// written back unchanged; the domain keeps its brackets if it is an address literal
 /// (`[192.0.2.1]`, `[IPv6:2001:db8::1]`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Clone)]
 pub struct Mailbox<'a> {
-    local_part: Cow<'a, str>,
-    domain: Cow<'a, str>,
+    /// `local-part@domain`, whole: one piece of text, so that an owned mailbox is one
+    /// allocation, and a copy of it none (the session, the envelope and the handler's view
+    /// share it).
+    text: Text<'a>,
+    /// Where the `@` between the local part and the domain is.
+    at: usize,
+}
+
+/// A mailbox's text: in the command line it was parsed from, or owned and shared.
+#[derive(Clone)]
+enum Text<'a> {
+    Borrowed(&'a str),
+    Shared(Arc<str>),
 }
 
 impl<'a> Mailbox<'a> {
@@ -55,39 +66,85 @@ impl<'a> Mailbox<'a> {
             .map_err(|_| AddressError::Syntax)?;
         let (local, domain) = (sub(s, local), sub(s, domain));
         check_lengths(local, domain)?;
-        Ok(Self {
-            local_part: Cow::Borrowed(local),
-            domain: Cow::Borrowed(domain),
-        })
+        Ok(Self::from_parts(s, local, domain))
+    }
+
+    /// The mailbox whose local part and domain are these two pieces of `outer`, written
+    /// `local@domain` in it (as every parser here finds them).
+    fn from_parts(outer: &'a str, local: &'a str, domain: &'a str) -> Self {
+        let start = local.as_ptr() as usize - outer.as_ptr() as usize;
+        let end = domain.as_ptr() as usize - outer.as_ptr() as usize + domain.len();
+        let text = &outer[start..end];
+        debug_assert_eq!(text.len(), local.len() + 1 + domain.len());
+        Self {
+            text: Text::Borrowed(text),
+            at: local.len(),
+        }
+    }
+
+    /// `local-part@domain`.
+    fn text(&self) -> &str {
+        match &self.text {
+            Text::Borrowed(s) => s,
+            Text::Shared(s) => s,
+        }
     }
 
     /// The local part, quotes included if it was quoted.
     pub fn local_part(&self) -> &str {
-        &self.local_part
+        &self.text()[..self.at]
     }
 
     /// The domain, or the address literal with its brackets.
     pub fn domain(&self) -> &str {
-        &self.domain
+        &self.text()[self.at + 1..]
     }
 
     /// True when the address is all ASCII: a non-ASCII one needs SMTPUTF8 (RFC 6531 3.2).
     pub fn is_ascii(&self) -> bool {
-        self.local_part.is_ascii() && self.domain.is_ascii()
+        self.text().is_ascii()
     }
 
-    /// A copy that owns its text.
+    /// A copy that owns its text (one allocation; copies of it share the text).
     pub fn into_owned(self) -> Mailbox<'static> {
+        let text = match self.text {
+            Text::Borrowed(s) => Arc::from(s),
+            Text::Shared(s) => s,
+        };
         Mailbox {
-            local_part: Cow::Owned(self.local_part.into_owned()),
-            domain: Cow::Owned(self.domain.into_owned()),
+            text: Text::Shared(text),
+            at: self.at,
         }
+    }
+}
+
+impl PartialEq for Mailbox<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.at == other.at && self.text() == other.text()
+    }
+}
+
+impl Eq for Mailbox<'_> {}
+
+impl std::hash::Hash for Mailbox<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.local_part().hash(state);
+        self.domain().hash(state);
+    }
+}
+
+impl fmt::Debug for Mailbox<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mailbox")
+            .field("local_part", &self.local_part())
+            .field("domain", &self.domain())
+            .finish()
     }
 }
 
 impl fmt::Display for Mailbox<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}@{}", self.local_part, self.domain)
+        f.write_str(self.text())
     }
 }
 
@@ -226,10 +283,7 @@ pub(crate) fn split_path(s: &str, bare_ok: bool) -> Result<(RawPath<'_>, &str), 
                 let (local, domain) =
                     routed_mailbox(p).ok_or(PathError::Address(AddressError::Syntax))?;
                 check_lengths(local, domain).map_err(PathError::Address)?;
-                RawPath::Mailbox(Mailbox {
-                    local_part: Cow::Borrowed(local),
-                    domain: Cow::Borrowed(domain),
-                })
+                RawPath::Mailbox(Mailbox::from_parts(p, local, domain))
             }
         };
         Ok((path, rest))

@@ -5,9 +5,9 @@ use std::sync::OnceLock;
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
-use tokio::sync::mpsc;
 
 use crate::error::BodyError;
+use crate::pipe::{Pipe, Receiver};
 
 /// The content of one message, as a stream of chunks with backpressure: the connection reads
 /// from the client only as fast as the handler takes chunks, so a message of any size never
@@ -17,7 +17,7 @@ use crate::error::BodyError;
 /// [`Body::collect`]. The content is unstuffed and ends with the final CRLF of the message.
 #[derive(Debug)]
 pub struct Body {
-    rx: mpsc::Receiver<Piece>,
+    rx: Receiver,
     limit: u64,
     /// The end was seen (or reported): from now on, `None`.
     done: bool,
@@ -29,7 +29,7 @@ pub struct Body {
 pub(crate) type Piece = Result<Option<Bytes>, BodyError>;
 
 impl Body {
-    pub(crate) fn new(rx: mpsc::Receiver<Piece>, limit: u64) -> Self {
+    pub(crate) fn new(rx: Receiver, limit: u64) -> Self {
         Self {
             rx,
             limit,
@@ -96,7 +96,7 @@ impl From<Bytes> for Body {
     /// # }
     /// ```
     fn from(content: Bytes) -> Self {
-        let (tx, rx) = mpsc::channel(2);
+        let (tx, rx) = Pipe::open(&mut Pipe::new(2));
         let limit = content.len() as u64;
         if !content.is_empty() {
             // A new channel has room for both.
@@ -201,7 +201,7 @@ mod tests {
     /// The end is explicit: a connection that fails mid-message must not look like the end.
     #[tokio::test]
     async fn a_closed_channel_is_incomplete_not_the_end() {
-        let (tx, rx) = mpsc::channel(4);
+        let (tx, rx) = Pipe::open(&mut Pipe::new(4));
         tx.send(Ok(Some(Bytes::from_static(b"Subject: cut\r\n"))))
             .await
             .unwrap();
@@ -210,7 +210,7 @@ mod tests {
         assert!(matches!(body.chunk().await, Some(Ok(_))));
         assert_eq!(body.chunk().await, Some(Err(BodyError::Incomplete)));
         assert_eq!(body.chunk().await, None);
-        let (tx, rx) = mpsc::channel(4);
+        let (tx, rx) = Pipe::open(&mut Pipe::new(4));
         tx.send(Ok(Some(Bytes::from_static(b"x")))).await.unwrap();
         drop(tx);
         assert_eq!(
@@ -218,7 +218,7 @@ mod tests {
             BodyError::Incomplete
         );
         // With the end marker: complete.
-        let (tx, rx) = mpsc::channel(4);
+        let (tx, rx) = Pipe::open(&mut Pipe::new(4));
         tx.send(Ok(Some(Bytes::from_static(b"x")))).await.unwrap();
         tx.send(Ok(None)).await.unwrap();
         drop(tx);

@@ -12,7 +12,6 @@ use bytes::Bytes;
 use futures_util::FutureExt as _;
 use smtp_proto::{CloseReason, Config, Event, Output, Protocol, Reply, Session};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tracing::{Instrument as _, debug, info, info_span, warn};
@@ -20,6 +19,7 @@ use tracing::{Instrument as _, debug, info, info_span, warn};
 use crate::body::{Body, Piece};
 use crate::error::BodyError;
 use crate::handler::{Context, Control, Handler, SessionInfo};
+use crate::pipe::{Pipe, Sender};
 
 /// Most bytes asked of the socket per read.
 const READ_SIZE: usize = 16 * 1024;
@@ -166,6 +166,7 @@ where
             transcript,
             timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
             armed: None,
+            pipe: None,
         };
         match conn.run().await {
             Ok(()) => {
@@ -186,7 +187,7 @@ where
         let grace = conn.ctx.config.timeouts.command;
         let _ = tokio::time::timeout(grace, conn.stream.shutdown()).await;
         let handler = Arc::clone(&conn.ctx.handler);
-        let _ = AssertUnwindSafe(handler.disconnect(&mut conn.hctx))
+        let _ = AssertUnwindSafe((*handler).disconnect(&mut conn.hctx))
             .catch_unwind()
             .await;
     };
@@ -203,11 +204,10 @@ where
 /// cross-thread wake-up per message), so that reading, writing and timing go on while the
 /// handler works. A panic in it is caught.
 struct InFlight {
-    tx: Option<mpsc::Sender<Piece>>,
+    tx: Option<Sender>,
     data: DataFuture,
     /// The handler's answer, once its future finished.
     done: Option<DataResult>,
-    queue_id: String,
 }
 
 /// The handler's `data`, owning what it uses.
@@ -275,6 +275,8 @@ struct Conn<S> {
     /// The session's deadline timer, kept between reads, and when it is set to fire.
     timer: Pin<Box<tokio::time::Sleep>>,
     armed: Option<tokio::time::Instant>,
+    /// The queue of message content to the handler, kept from message to message.
+    pipe: Option<Arc<Pipe>>,
 }
 
 /// Writes a reply (or a group of pipelined replies) and flushes it, within the command
@@ -416,7 +418,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
 
     /// Answers one event.
     async fn event(&mut self, event: Event) -> io::Result<()> {
-        let handler = Arc::clone(&self.ctx.handler);
+        // Called through `dyn Handler`: `Arc<dyn Handler>` is a handler too (forwarding to
+        // `inner`), and calling through it would box every hook's future twice.
+        let shared = Arc::clone(&self.ctx.handler);
+        let handler: &dyn Handler = &*shared;
         let now = Instant::now();
         match event {
             Event::Connect { proxy } => {
@@ -526,8 +531,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
                     // The handler's answer does not count: the session answered already.
                     let (ctx, _) = message.finish().await;
                     self.spare = Some(std::mem::replace(&mut self.hctx, ctx));
-                    self.hctx.session_mut().queue_id = None;
-                    info!(id = %message.queue_id, "message not received to its end");
+                    let queue_id = self.hctx.session_mut().queue_id.take();
+                    info!(id = ?queue_id, "message not received to its end");
                 }
             }
             Event::Reset => {
@@ -553,33 +558,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
     /// The message phase starts: the handler's `data` runs in its own task and reads the
     /// content as the loop hands it over.
     fn start_message(&mut self) {
-        let (tx, rx) = mpsc::channel(BODY_QUEUE);
+        let pipe = self.pipe.get_or_insert_with(|| Pipe::new(BODY_QUEUE));
+        let (tx, rx) = Pipe::open(pipe);
         let body = Body::new(rx, self.ctx.config.limits.message_size);
         sync_envelope(&mut self.hctx, &self.session);
         let queue_id = crate::handler::queue_id();
-        self.hctx.session_mut().queue_id = Some(queue_id.clone());
+        // A span per message only when it will be seen: entering one on every poll costs.
+        let span =
+            tracing::enabled!(tracing::Level::INFO).then(|| info_span!("message", id = %queue_id));
+        // The id travels with the context (the handler reads it there) and comes back with
+        // it at the end, where the 250 is written in its buffer.
+        self.hctx.session_mut().queue_id = Some(queue_id);
         // Per-recipient LMTP answers belong to one message.
         let _ = self.hctx.take_recipient_replies();
         let spare = self.spare.take().unwrap_or_default();
         let mut hctx = std::mem::replace(&mut self.hctx, spare);
         let handler = Arc::clone(&self.ctx.handler);
         let data = async move {
-            let call = AssertUnwindSafe(handler.data(&mut hctx, body));
+            let call = AssertUnwindSafe((*handler).data(&mut hctx, body));
             let result = call.catch_unwind().await.ok();
             (hctx, result)
         };
-        // A span per message only when it will be seen: entering one on every poll costs.
-        let data: DataFuture = if tracing::enabled!(tracing::Level::INFO) {
-            let span = info_span!("message", id = %queue_id);
-            Box::pin(data.instrument(span))
-        } else {
-            Box::pin(data)
+        let data: DataFuture = match span {
+            Some(span) => Box::pin(data.instrument(span)),
+            None => Box::pin(data),
         };
         self.message = Some(InFlight {
             tx: Some(tx),
             data,
             done: None,
-            queue_id,
         });
     }
 
@@ -600,32 +607,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
             warn!("handler panicked in data");
         }
         self.spare = Some(std::mem::replace(&mut self.hctx, ctx));
-        let queue_id = message.queue_id;
         // The id belongs to this message only: the next transaction's hooks must not see it.
-        self.hctx.session_mut().queue_id = None;
+        let queue_id = self.hctx.session_mut().queue_id.take().unwrap_or_default();
         let per_recipient = self.hctx.take_recipient_replies();
         let now = Instant::now();
-        // The 250 names the message, as Postfix's "queued as" does: the sender's log can be
-        // matched to the stored copy (the same id is in our Received header).
-        let accepted = Reply::new(
-            250,
-            Some(smtp_proto::EnhancedStatus::new(2, 6, 0)),
-            format!("Message accepted, queued as {queue_id}"),
-        );
-        let from = self
-            .session
-            .envelope()
-            .from
-            .as_ref()
-            .map(ToString::to_string)
-            .unwrap_or_default();
         let rcpts = self.session.envelope().recipients.len();
+        let log = tracing::enabled!(tracing::Level::INFO);
+        // What the log line names, taken before the reply ends the transaction.
+        let logged = log.then(|| {
+            let from = self.session.envelope().from.as_ref();
+            (
+                queue_id.clone(),
+                from.map(ToString::to_string).unwrap_or_default(),
+            )
+        });
         let overall = match result {
-            Some(Ok(())) => accepted,
+            Some(Ok(())) => {
+                // The 250 names the message, as Postfix's "queued as" does: the sender's log
+                // can be matched to the stored copy (the same id is in our Received header).
+                // Written in the id's own buffer, which has room for it.
+                let mut text = queue_id;
+                text.insert_str(0, crate::handler::QUEUED_AS);
+                Reply::new(250, Some(smtp_proto::EnhancedStatus::new(2, 6, 0)), text)
+            }
             Some(Err(reply)) => reply,
             None => Reply::LOCAL_ERROR,
         };
-        let codes: Vec<u16> = if self.ctx.config.protocol == Protocol::Lmtp {
+        let code = overall.code();
+        let lmtp_codes: Vec<u16>;
+        let codes: &[u16] = if self.ctx.config.protocol == Protocol::Lmtp {
             // RFC 2033 4.2: one reply per recipient: its own, or the message's.
             let replies: Vec<Reply> = (0..rcpts)
                 .map(|i| {
@@ -636,16 +646,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
                         .unwrap_or_else(|| overall.clone())
                 })
                 .collect();
-            let codes = replies.iter().map(Reply::code).collect();
+            lmtp_codes = replies.iter().map(Reply::code).collect();
             let _ = self.session.reply_each(now, replies);
-            codes
+            &lmtp_codes
         } else {
-            let code = overall.code();
             let _ = self.session.reply(now, overall);
-            vec![code]
+            std::slice::from_ref(&code)
         };
-        self.ctx.observe(|m| m.message(&codes, size));
-        info!(id = %queue_id, from = %from, rcpts, size, reply = ?codes, "message");
+        self.ctx.observe(|m| m.message(codes, size));
+        if let Some((id, from)) = logged {
+            info!(id = %id, from = %from, rcpts, size, reply = ?codes, "message");
+        }
     }
 
     /// Reads more input into the session's buffer, or handles the deadline, end of input,
@@ -772,7 +783,10 @@ fn sync_envelope(ctx: &mut Context, session: &Session) {
     let now = session.envelope();
     if !now.in_transaction() {
         if have.in_transaction() || !have.recipients.is_empty() {
-            *have = smtp_proto::Envelope::default();
+            // Cleared, not replaced: the recipients' vector keeps its room for the next one.
+            have.from = None;
+            have.params = smtp_proto::MailParams::default();
+            have.recipients.clear();
         }
         return;
     }

@@ -58,9 +58,13 @@ fn process_salt() -> u32 {
     *SALT.get_or_init(|| (process_id() & 0xFFFF) << 16 ^ fastrand::u32(..))
 }
 
+/// What the `250` of an accepted message says before its id.
+pub(crate) const QUEUED_AS: &str = "Message accepted, queued as ";
+
 /// A new message id: the time in microseconds, this process (its id and random bits), a
-/// sequence number (upper-case hex). Written by hand: it is made once per message, and `format!` cost more than the rest
-/// of the id.
+/// sequence number (upper-case hex). Written by hand: it is made once per message, and
+/// `format!` cost more than the rest of the id. Its buffer has room for [`QUEUED_AS`] in
+/// front: the `250` that ends the message is written in it, without an allocation of its own.
 pub(crate) fn queue_id() -> String {
     use std::sync::atomic::AtomicU64;
     use std::time::{SystemTime, UNIX_EPOCH};
@@ -75,7 +79,7 @@ pub(crate) fn queue_id() -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    let mut id = String::with_capacity(24);
+    let mut id = String::with_capacity(QUEUED_AS.len() + 32);
     hex(&mut id, now.as_secs(), 1);
     hex(&mut id, u64::from(now.subsec_micros()), 5);
     hex(&mut id, u64::from(process_salt()), 8);

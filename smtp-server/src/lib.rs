@@ -51,6 +51,7 @@ mod handlers;
 #[cfg(feature = "http")]
 pub mod http;
 mod metrics;
+mod pipe;
 mod server;
 mod tls;
 
