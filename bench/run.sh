@@ -5,7 +5,8 @@
 #   bash bench/run.sh           # the full run (tens of minutes)
 #   bash bench/run.sh --quick   # tiny counts, one round: checks that the runner works (CI)
 #   ONLY="1 6" bash bench/run.sh  # some sections only (1 throughput, 2 C10k, 3 huge, 4 soak,
-#                                 # 5 criterion, 6 JetStream, 7 capture server)
+#                                 # 5 criterion, 6 JetStream, 7 capture server,
+#                                 # 8 server CPU per message beside smtp-sink and Haraka)
 #
 # Installs what it compares against: Debian's postfix (for smtp-source and smtp-sink; service
 # starts are blocked, no Postfix daemon runs), aiosmtpd and Blackhole from PyPI in a venv. Loopback only;
@@ -23,8 +24,8 @@ fi
 
 # A client failure makes a rate meaningless: it is shown as "-" and counted here; in --quick
 # mode (CI) any failure fails the run.
-FAILURES=0
-fail() { echo "FAILED: $*" >&2; FAILURES=$((FAILURES + 1)); }
+# Counted in a file: most measures run in a subshell ($(...)), where a variable would be lost.
+fail() { echo "FAILED: $*" >&2; echo "$*" >> "$WORK/failures"; }
 # Under CI=true a part that cannot run is a failure; locally it is skipped with a message.
 skip() { if [ "${CI:-}" = true ]; then fail "$* (CI=true: every part must run)"; else echo "skipped: $*"; fi; }
 
@@ -66,6 +67,13 @@ fi
 if ! "$VENV/bin/python" -c 'import blackhole' 2>/dev/null; then
   "$VENV/bin/pip" install -q blackhole >> "$WORK/venv.log" 2>&1 || skip "Blackhole install failed: section 1(e)"
 fi
+# Haraka (the Node SMTP server), configured as a sink, for section 8: from npm, pinned.
+HARAKA_DIR=$PWD/target/bench-haraka
+if want 8 && [ ! -x "$HARAKA_DIR/node_modules/.bin/haraka" ] && command -v npm >/dev/null; then
+  npm install --silent --no-audit --no-fund --prefix "$HARAKA_DIR" Haraka@3.3.4 > "$WORK/npm.log" 2>&1 \
+    || skip "Haraka install failed: its column in section 8"
+fi
+HAVE_HARAKA=0; [ -x "$HARAKA_DIR/node_modules/.bin/haraka" ] && HAVE_HARAKA=1
 HAVE_SINK=0; [ -x "$SINK" ] && [ -x "$SOURCE" ] && HAVE_SINK=1
 HAVE_AIO=0; "$VENV/bin/python" -c 'import aiosmtpd' 2>/dev/null && HAVE_AIO=1
 
@@ -90,6 +98,15 @@ start() {
     blackhole)
       printf 'listen=127.0.0.1:%s\nmode=accept\nworkers=2\n' "$port" > "$WORK/blackhole.conf"
       "$VENV/bin/blackhole" -q -c "$WORK/blackhole.conf" > "$WORK/blackhole.log" 2>&1 & ;;
+    # Haraka as a sink: rcpt_to.in_host_list (example.net) and queue/discard; one process.
+    haraka) local h="$WORK/haraka-$port"; rm -rf "$h"
+      [ -d "$WORK/haraka-base" ] || "$HARAKA_DIR/node_modules/.bin/haraka" -i "$WORK/haraka-base" > /dev/null 2>&1
+      cp -r "$WORK/haraka-base" "$h"
+      printf '[main]\nlisten=127.0.0.1:%s\n' "$port" > "$h/config/smtp.ini"
+      printf '[main]\nlevel=warn\n' > "$h/config/log.ini"
+      printf 'rcpt_to.in_host_list\nqueue/discard\n' > "$h/config/plugins"
+      echo example.net > "$h/config/host_list"; echo bench.example > "$h/config/me"
+      YES_REALLY_DO_DISCARD=1 "$HARAKA_DIR/node_modules/.bin/haraka" -c "$h" > "$WORK/haraka.log" 2>&1 & ;;
     aiosmtpd) "$VENV/bin/python" -m aiosmtpd -n -l "127.0.0.1:$port" -c aiosmtpd.handlers.Sink "$@" > "$WORK/aio.log" 2>&1 & ;;
   esac
   local pid=$!
@@ -98,6 +115,16 @@ start() {
   echo "$pid"
 }
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+# Server CPU per message: utime+stime of the server process (/proc/PID/stat, all its threads)
+# over the run, divided by the messages delivered.
+TICK=$(getconf CLK_TCK)
+# Its child processes count too (Haraka serves from a forked worker).
+cpu_ticks() {
+  local t p
+  t=$(awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0)
+  for p in $(pgrep -P "$1" || true); do t=$(( t + $(cpu_ticks "$p") )); done
+  echo "$t"
+}
 median() { python3 -c 'import sys,statistics; v=[float(x) for x in sys.argv[1:]]; print(f"{statistics.median(v):.0f}" if v else "-")' "$@"; }
 ratio() { python3 -c 'import sys; a,b=sys.argv[1:]; print("-" if "-" in (a,b) or float(b)==0 else f"{float(a)/float(b):.2f}x")' "$1" "$2"; }
 
@@ -243,10 +270,7 @@ fi
 
 if want 6; then
 echo "== 6. JetStream: 250 after the stream's acknowledgement (client: smtp-source -d, $A_SESS sessions reused; $ROUNDS round(s), median)"
-# Server CPU per message: utime+stime of the server process (/proc/PID/stat) over the run,
-# divided by the messages delivered. NATS's own CPU is not counted (it is another process).
-TICK=$(getconf CLK_TCK)
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# Server CPU per message (cpu_ticks, above). NATS's own CPU is not counted (another process).
 NATS=${NATS_SERVER:-$(command -v nats-server || true)}
 # nats_start NAME PORT [CLUSTER_PORT ROUTES]: a nats-server with JetStream; prints its pid.
 nats_start() {
@@ -363,7 +387,13 @@ if [ -x "$SOURCE" ]; then
     python3 -c "print(f'{$delivered/($t1-$t0):.0f} {($c1-$c0)/$TICK*1e6/$delivered:.1f} $polls')"
   }
   TICK=$(getconf CLK_TCK)
-  cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+  # Its child processes count too (Haraka serves from a forked worker).
+cpu_ticks() {
+  local t p
+  t=$(awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0)
+  for p in $(pgrep -P "$1" || true); do t=$(( t + $(cpu_ticks "$p") )); done
+  echo "$t"
+}
   declare -A CR=() CC=()
   for _ in $(seq "$ROUNDS"); do
     for k in sink capture; do
@@ -388,10 +418,100 @@ else
 fi
 fi
 
+if want 8; then
+echo "== 8. server CPU per message, side by side (utime+stime of the server from /proc; $ROUNDS round(s), median)"
+# cpu_case SERVER CLIENT MESSAGES SIZE: "RATE US_PER_MSG" or "- -". Clients: loadgen (ours,
+# pipelining, $A_SESS sessions reused), source (smtp-source -d: $A_SESS sessions reused, no
+# pipelining), source-new (smtp-source: a new connection per message).
+cpu_case() {
+  local port pid c0 c1 t0 t1 out status=0 n
+  port=$(free_port); pid=$(start "$1" "$port")
+  # Start-up is not counted: a few messages first (warms a JIT too), then wait until the
+  # server is idle (its CPU time stops moving), then measure.
+  "$SOURCE" -d -s 4 -m "$WARM" -l 1024 -f load@example.com -t sink@example.net "127.0.0.1:$port" > /dev/null 2>&1 || true
+  local idle=0 before after
+  before=$(cpu_ticks "$pid")
+  for _ in $(seq 50); do
+    sleep 0.2; after=$(cpu_ticks "$pid")
+    if [ "$after" = "$before" ]; then idle=$((idle + 1)); [ "$idle" -ge 2 ] && break; else idle=0; fi
+    before=$after
+  done
+  c0=$(cpu_ticks "$pid"); t0=$(date +%s.%N)
+  case $2 in
+    loadgen) out=$(timeout 900 "$LOADGEN" throughput "127.0.0.1:$port" "$A_SESS" "$3" "$4" 2>&1) || status=$?
+      n=$(echo "$out" | sed -n 's/.*messages=\([0-9]*\).*failed_sessions=0.*/\1/p') ;;
+    source|source-new) local d=-d; [ "$2" = source-new ] && d=
+      timeout 900 "$SOURCE" -c $d -s "$A_SESS" -m "$3" -l "$4" -f load@example.com -t sink@example.net \
+        "127.0.0.1:$port" > "$WORK/source.out" 2>&1 || status=$?
+      n=$(tr '\r' '\n' < "$WORK/source.out" | grep -E '^[0-9]+$' | tail -n 1 || true) ;;
+  esac
+  t1=$(date +%s.%N); c1=$(cpu_ticks "$pid")
+  stop "$pid"; [ "$1" = haraka ] && rm -rf "$WORK/haraka-$port"
+  if [ "$status" != 0 ] || [ "${n:-0}" -lt "$3" ]; then
+    fail "$2 against $1: exit $status, ${n:-0} of $3 delivered"; echo "- -"; return
+  fi
+  python3 -c "print(f'{$n/($t1-$t0):.0f} {($c1-$c0)/$TICK*1e6/$n:.1f}')"
+}
+servers=(ours)
+[ "$HAVE_SINK" = 1 ] && servers+=(smtp-sink)
+[ "$HAVE_HARAKA" = 1 ] && servers+=(haraka)
+[ "$HAVE_AIO" = 1 ] && servers+=(aiosmtpd)
+if [ "$QUICK" = 1 ]; then P_MSGS=2000; S_MSGS=400; N_MSGS=200; L_MSGS=100; WARM=20; else P_MSGS=40000; S_MSGS=20000; N_MSGS=5000; L_MSGS=5000; WARM=200; fi
+CASES=("loadgen $P_MSGS 1024 1 KB, pipelining (loadgen)" "source $S_MSGS 1024 1 KB, smtp-source -d" \
+       "source-new $N_MSGS 1024 1 KB, new connection each (smtp-source)" "source $L_MSGS 102400 100 KB, smtp-source -d")
+declare -A CR8 CU8
+for _ in $(seq "$ROUNDS"); do
+  for c in "${CASES[@]}"; do
+    read -r client msgs size _ <<< "$c"
+    for s in "${servers[@]}"; do
+      m=$msgs
+      # The slow peers get a fifth of the messages: their CPU per message is what counts.
+      # (At most 2,000: Haraka takes about 90 messages/s from a pipelining client.)
+      { [ "$s" = haraka ] || [ "$s" = aiosmtpd ]; } && [ "$QUICK" = 0 ] && m=$(( msgs / 5 > 2000 ? 2000 : msgs / 5 ))
+      read -r r u <<< "$(cpu_case "$s" "$client" "$m" "$size")"
+      CR8[$c,$s]+="$r "; CU8[$c,$s]+="$u "
+    done
+  done
+done
+med1() { python3 -c 'import sys,statistics; v=[float(x) for x in sys.argv[1:] if x!="-"]; print(f"{statistics.median(v):.1f}" if v else "-")' "$@"; }
+CHART_TSV=${CHART_TSV:-$WORK/cpu.tsv}
+printf 'case\tserver\tmsgs_per_s\tcpu_us_per_msg\n' > "$CHART_TSV"
+for c in "${CASES[@]}"; do
+  read -r client msgs size label <<< "$c"
+  line="$label:"
+  for s in "${servers[@]}"; do
+    r=$(median ${CR8[$c,$s]//-/}); u=$(med1 ${CU8[$c,$s]})
+    CR8[$c,$s]=$r; CU8[$c,$s]=$u
+    line+="  $s ${r}/s ${u} us"
+    printf '%s\t%s\t%s\t%s\n' "$label" "$s" "$r" "$u" >> "$CHART_TSV"
+  done
+  echo "$line"
+  cpu_ratio() { python3 -c 'import sys; a,b=sys.argv[1:]; print("-" if "-" in (a,b) or float(b)==0 else f"{float(a)/float(b):.2f}")' "$1" "$2"; }
+  if [ "$HAVE_SINK" = 1 ]; then
+    rs=$(cpu_ratio "${CU8[$c,ours]}" "${CU8[$c,smtp-sink]}")
+    case "$client $size" in
+      "loadgen 1024") goal=0.7 ;; "source 1024") goal=0.8 ;; "source 102400") goal=0.2 ;; *) goal="" ;;
+    esac
+    if [ -n "$goal" ]; then
+      v=missed; [ "$rs" != - ] && python3 -c "import sys; sys.exit(0 if $rs <= $goal else 1)" && v=met
+      echo "   ours/smtp-sink CPU per message: ${rs}x (goal <= ${goal}x: $v)"
+    else
+      echo "   ours/smtp-sink CPU per message: ${rs}x"
+    fi
+  fi
+  if [ "$HAVE_HARAKA" = 1 ]; then
+    rh=$(cpu_ratio "${CU8[$c,haraka]}" "${CU8[$c,ours]}")
+    echo "   haraka/ours CPU per message: ${rh}x (goal >= 5x: $(verdict "$rh" 5))"
+  fi
+done
+[ -n "${CHART_SVG:-}" ] && python3 bench/chart.py "$CHART_TSV" "$CHART_SVG" && echo "chart: $CHART_SVG"
+fi
+
 if [ "$QUICK" = 0 ] && want 5; then
   echo "== 5. sans-IO benches (criterion)"
   cargo bench --locked -p smtp-proto@0.1.0 --bench parse --bench session 2>/dev/null \
     | grep -E '^(commands|data_1mb|session)|thrpt:|allocations' || true
 fi
+FAILURES=0; [ -f "$WORK/failures" ] && FAILURES=$(wc -l < "$WORK/failures")
 echo "== done: $FAILURES failure(s)"
 if [ "$QUICK" = 1 ] && [ "$FAILURES" != 0 ]; then exit 1; fi
