@@ -2,8 +2,9 @@
 //!
 //! ```text
 //! loadgen throughput ADDR SESSIONS MESSAGES SIZE [--starttls]
-//! loadgen c10k ADDR CONNECTIONS PIDFILE   # hold N sessions idle past EHLO, print the server's
-//!                                          # RSS (from /proc/PID) then send a message on each
+//! loadgen c10k ADDR CONNECTIONS PID [PROCESSES]  # hold N sessions idle past EHLO (from that
+//!                                          # many client processes), print the server's RSS
+//!                                          # (from /proc/PID) then send a message on each
 //! loadgen huge ADDR BYTES
 //! ```
 //! Messages use pipelining (MAIL, RCPT, DATA in one write). Every wait is bounded.
@@ -204,16 +205,14 @@ async fn throughput(addr: String, sessions: usize, messages: usize, size: usize,
     }
 }
 
-async fn c10k(addr: String, conns: usize, pid: String) {
-    let base = rss_kib(&pid);
+/// Opens `conns` sessions past EHLO, in waves so the accept queue never overflows.
+async fn open_idle(addr: &str, conns: usize) -> (Vec<Conn>, usize) {
     let mut held = Vec::with_capacity(conns);
-    let start = Instant::now();
     let mut refused = 0;
-    // Connect in waves so the accept queue never overflows.
     for wave in (0..conns).collect::<Vec<_>>().chunks(500) {
         let mut opening = Vec::new();
         for _ in wave {
-            let addr = addr.clone();
+            let addr = addr.to_owned();
             opening.push(tokio::spawn(async move {
                 let mut c = Conn::connect(&addr).await?;
                 c.ehlo().await?;
@@ -227,12 +226,13 @@ async fn c10k(addr: String, conns: usize, pid: String) {
             }
         }
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let idle = rss_kib(&pid);
-    let per_conn = (idle.saturating_sub(base)) as f64 * 1024.0 / held.len().max(1) as f64;
-    let opened = start.elapsed().as_secs_f64();
+    (held, refused)
+}
+
+/// One message on each held session; returns how many were delivered (the sessions stay open
+/// until the caller drops them).
+async fn deliver_each(held: Vec<Conn>) -> (usize, Vec<Conn>) {
     let body = Arc::new(body(1024));
-    let start = Instant::now();
     let mut tasks = Vec::new();
     for mut c in held {
         let body = Arc::clone(&body);
@@ -240,22 +240,117 @@ async fn c10k(addr: String, conns: usize, pid: String) {
             async move { c.message(&body).await.map(|()| c) },
         ));
     }
-    let mut delivered = 0;
     let mut keep = Vec::new();
     for t in tasks {
         if let Ok(Ok(c)) = t.await {
-            delivered += 1;
             keep.push(c);
         }
     }
+    (keep.len(), keep)
+}
+
+/// The kernel's memory for sockets, in bytes: its slab caches (`Slab` in `/proc/meminfo`:
+/// socket, inode, file, epoll entries) and the TCP buffers (`/proc/net/sockstat`, in pages).
+/// Machine-wide: meaningful on a quiet machine only.
+fn kernel_socket_bytes() -> u64 {
+    let field = |file: &str, line_start: &str, key: &str| -> u64 {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        text.lines()
+            .find(|l| l.starts_with(line_start))
+            .and_then(|l| {
+                let words: Vec<&str> = l.split_whitespace().collect();
+                let i = words.iter().position(|w| *w == key)?;
+                words.get(i + 1)?.parse::<u64>().ok()
+            })
+            .unwrap_or(0)
+    };
+    field("/proc/meminfo", "Slab:", "Slab:") * 1024
+        + field("/proc/net/sockstat", "TCP:", "mem") * 4096
+}
+
+/// Holds `conns` sessions idle past EHLO, spread over `procs` client processes (a process may
+/// hold fewer open files than the server should take), prints the server's RSS per idle
+/// session and the kernel's TCP memory per connection, then sends one message on each.
+async fn c10k(addr: String, conns: usize, pid: String, procs: usize) {
+    use tokio::io::AsyncBufReadExt as _;
+    use tokio::io::AsyncWriteExt as _;
+    let procs = procs.max(1);
+    let base = rss_kib(&pid);
+    let kernel_base = kernel_socket_bytes();
+    let start = Instant::now();
+    // The other client processes: each opens its share, says "held N", waits for "go",
+    // delivers, says "delivered N".
+    let share = conns / procs;
+    let mut helpers = Vec::new();
+    for _ in 1..procs {
+        let mut child = tokio::process::Command::new(std::env::current_exe().expect("own path"))
+            .args(["hold", &addr, &share.to_string()])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn a client process");
+        let out = BufReader::new(child.stdout.take().expect("stdout"));
+        helpers.push((child, out.lines()));
+    }
+    let (held, mut refused) = open_idle(&addr, conns - share * (procs - 1)).await;
+    let mut total = held.len();
+    for (_, lines) in &mut helpers {
+        let line = tokio::time::timeout(WAIT, lines.next_line()).await;
+        match line.ok().and_then(Result::ok).flatten() {
+            Some(l) if l.starts_with("held ") => {
+                let n: usize = l[5..].trim().parse().unwrap_or(0);
+                total += n;
+                refused += share - n;
+            }
+            _ => refused += share,
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle = rss_kib(&pid);
+    let kernel = kernel_socket_bytes().saturating_sub(kernel_base);
+    let per_conn = (idle.saturating_sub(base)) as f64 * 1024.0 / total.max(1) as f64;
+    // Both ends of a loopback connection are sockets of this machine: half is the server's.
+    let kernel_per_conn = kernel as f64 / total.max(1) as f64 / 2.0;
+    let opened = start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    for (child, _) in &mut helpers {
+        if let Some(stdin) = child.stdin.as_mut() {
+            let _ = stdin.write_all(b"go\n").await;
+        }
+    }
+    let (mut delivered, keep) = deliver_each(held).await;
+    for (_, lines) in &mut helpers {
+        let line = tokio::time::timeout(WAIT, lines.next_line()).await;
+        if let Some(l) = line.ok().and_then(Result::ok).flatten() {
+            delivered += l
+                .strip_prefix("delivered ")
+                .and_then(|n| n.trim().parse().ok())
+                .unwrap_or(0);
+        }
+    }
     let secs = start.elapsed().as_secs_f64();
+    drop(keep);
     println!(
-        "connections={conns} refused={refused} open_seconds={opened:.2} rss_base_kib={base} rss_idle_kib={idle} bytes_per_idle_conn={per_conn:.0} delivered={delivered} deliver_seconds={secs:.2}"
+        "connections={conns} processes={procs} held={total} refused={refused} open_seconds={opened:.2} rss_base_kib={base} rss_idle_kib={idle} bytes_per_idle_conn={per_conn:.0} kernel_bytes_per_conn={kernel_per_conn:.0} delivered={delivered} deliver_seconds={secs:.2}"
     );
     if refused > 0 || delivered < conns {
         eprintln!("loadgen: {refused} connection(s) refused, {delivered} of {conns} delivered");
         std::process::exit(1);
     }
+}
+
+/// A helper process of `c10k`: holds `conns` sessions, then delivers on "go".
+async fn hold(addr: String, conns: usize) {
+    use tokio::io::AsyncBufReadExt as _;
+    let (held, _) = open_idle(&addr, conns).await;
+    println!("held {}", held.len());
+    let mut stdin = BufReader::new(tokio::io::stdin()).lines();
+    // Told to go, or the parent went away: deliver (or give up) either way.
+    let _ = tokio::time::timeout(Duration::from_secs(600), stdin.next_line()).await;
+    let (delivered, keep) = deliver_each(held).await;
+    println!("delivered {delivered}");
+    drop(keep);
 }
 
 async fn huge(addr: String, bytes: usize) {
@@ -297,11 +392,12 @@ async fn main() {
     let num = |i: usize| arg(i).parse::<usize>().expect("a number");
     match arg(0).as_str() {
         "throughput" => throughput(arg(1), num(2), num(3), num(4), arg(5) == "--starttls").await,
-        "c10k" => c10k(arg(1), num(2), arg(3)).await,
+        "c10k" => c10k(arg(1), num(2), arg(3), arg(4).parse().unwrap_or(1)).await,
+        "hold" => hold(arg(1), num(2)).await,
         "huge" => huge(arg(1), num(2)).await,
         _ => {
             eprintln!(
-                "usage: loadgen throughput ADDR SESSIONS MESSAGES SIZE [--starttls] | c10k ADDR N PID | huge ADDR BYTES"
+                "usage: loadgen throughput ADDR SESSIONS MESSAGES SIZE [--starttls] | c10k ADDR N PID [PROCESSES] | huge ADDR BYTES"
             );
             std::process::exit(2);
         }

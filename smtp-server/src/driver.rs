@@ -104,98 +104,53 @@ impl ConnContext {
 }
 
 /// Serves one connection to its end. Never panics because of the peer or the handler.
-pub(crate) async fn serve<S>(io: S, ctx: ConnContext, mut info: SessionInfo)
+///
+/// The connection's state is built here, before the future: the future then holds it once
+/// (an `async fn` would also keep the stream, context and session info it was given, moved
+/// out or not), which keeps an idle connection small.
+pub(crate) fn serve<S>(
+    io: S,
+    ctx: ConnContext,
+    mut info: SessionInfo,
+) -> impl Future<Output = ()> + Send + 'static
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let span = info_span!("smtp", id = info.id, peer = ?info.peer, listener = %info.listener);
-    let conn = async move {
-        info!("connected");
-        ctx.observe(|m| m.connection_opened());
-        // Counted closed however the session ends (this future may also be dropped).
-        let closed = CloseCount::new(ctx.metrics.clone());
-        info.lmtp = ctx.config.protocol == Protocol::Lmtp;
-        let now = Instant::now();
-        let stream = if ctx.implicit_tls {
-            let Some(acceptor) = ctx.tls.clone() else {
-                warn!("implicit TLS listener without a TLS configuration");
-                return;
-            };
-            let deadline = tokio::time::Instant::from_std(now + ctx.config.timeouts.command);
-            match tokio::time::timeout_at(deadline, Box::pin(acceptor.accept(io))).await {
-                Ok(Ok(tls)) => {
-                    let tls_info = crate::tls::info(tls.get_ref().1, true);
-                    info!(protocol = %tls_info.protocol, cipher = %tls_info.cipher, "TLS");
-                    info.tls = Some(tls_info);
-                    Stream::Tls(Box::new(tls))
-                }
-                Ok(Err(e)) => {
-                    ctx.observe(|m| m.tls_failed());
-                    closed.set("tls_failed");
-                    return info!("TLS handshake failed: {e}");
-                }
-                Err(_) => {
-                    ctx.observe(|m| m.tls_failed());
-                    closed.set("tls_failed");
-                    return info!("TLS handshake timed out");
-                }
-            }
-        } else {
-            Stream::Plain(io)
-        };
-        let mut session = if ctx.implicit_tls {
-            Session::new_tls(Arc::clone(&ctx.config), now)
-        } else {
-            Session::new(Arc::clone(&ctx.config), now)
-        };
-        // Protocol lines at debug level: AUTH redacted and content left out by the session.
-        let transcript = tracing::enabled!(tracing::Level::DEBUG);
-        session.record_transcript(transcript);
-        let control = info.control.clone();
-        let mut conn = Conn {
-            stream,
-            session,
-            read_size: MIN_READ,
-            hctx: Box::new(Context::new(info)),
-            spare: None,
-            control,
-            ctx,
-            message: None,
-            closed: None,
-            shutdown_seen: false,
-            transcript,
-            timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
-            armed: None,
-            pipe: None,
-        };
-        match conn.run().await {
-            Ok(()) => {
-                closed.set(close_reason(conn.closed.as_ref()));
-                info!(reason = ?conn.closed, "closed");
-            }
-            Err(e) => {
-                closed.set("error");
-                info!("closed: {e}");
-            }
-        }
-        // A message in flight ends as incomplete; its handler finishes before `disconnect`.
-        if let Some(mut message) = conn.message.take() {
-            message.tx = None;
-            conn.hctx = message.finish().await.0;
-        }
-        // TLS writes its close_notify here: bounded like every other write.
-        let grace = conn.ctx.config.timeouts.command;
-        let _ = tokio::time::timeout(grace, conn.stream.shutdown()).await;
-        let handler = Arc::clone(&conn.ctx.handler);
-        let _ = AssertUnwindSafe((*handler).disconnect(&mut conn.hctx))
-            .catch_unwind()
-            .await;
-    };
-    // With sessions not logged (the default level), no span is entered on every poll.
-    if span.is_disabled() {
-        conn.await;
+    info.lmtp = ctx.config.protocol == Protocol::Lmtp;
+    let now = Instant::now();
+    let mut session = if ctx.implicit_tls {
+        Session::new_tls(Arc::clone(&ctx.config), now)
     } else {
-        conn.instrument(span).await;
+        Session::new(Arc::clone(&ctx.config), now)
+    };
+    // Protocol lines at debug level: AUTH redacted and content left out by the session.
+    let transcript = tracing::enabled!(tracing::Level::DEBUG);
+    session.record_transcript(transcript);
+    let control = info.control.clone();
+    let mut conn = Conn {
+        stream: Stream::Plain(io),
+        session,
+        read_size: MIN_READ,
+        hctx: Box::new(Context::new(info)),
+        spare: None,
+        control,
+        ctx,
+        message: None,
+        closed: None,
+        shutdown_seen: false,
+        transcript,
+        timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
+        armed: None,
+        pipe: None,
+    };
+    async move {
+        // With sessions not logged (the default level), no span is entered on every poll.
+        if span.is_disabled() {
+            conn.serve().await;
+        } else {
+            conn.serve().instrument(span).await;
+        }
     }
 }
 
@@ -233,17 +188,26 @@ impl InFlight {
             self.tx = None;
             return;
         }
-        tokio::select! {
-            sent = tx.send(piece) => {
-                if sent.is_err() {
-                    self.tx = None;
-                }
+        // Queue the piece, polling the handler meanwhile (written by hand rather than with
+        // `select!`: this future is part of every connection's state, and stays small).
+        let mut piece = Some(piece);
+        let data = &mut self.data;
+        let finished = std::future::poll_fn(|cx| {
+            if tx.poll_send(cx, &mut piece).is_ready() {
+                return Poll::Ready(None);
             }
-            out = &mut self.data => {
-                // The handler finished before taking this piece: the rest is not wanted.
+            data.as_mut().poll(cx).map(Some)
+        })
+        .await;
+        match finished {
+            // The handler finished before taking this piece: the rest is not wanted.
+            Some(out) => {
                 self.done = Some(out);
                 self.tx = None;
             }
+            // Queued, or given back (the handler dropped its body).
+            None if piece.is_some() => self.tx = None,
+            None => {}
         }
     }
 }
@@ -372,6 +336,68 @@ async fn guarded_untimed<T>(what: &str, fut: impl Future<Output = T>) -> Option<
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
+    /// The connection's life: the TLS handshake of an implicit-TLS listener, the session,
+    /// then the end of a message in flight, the stream's shutdown and the handler's
+    /// `disconnect`.
+    async fn serve(&mut self) {
+        info!("connected");
+        self.ctx.observe(|m| m.connection_opened());
+        // Counted closed however the session ends (this future may also be dropped).
+        let closed = CloseCount::new(self.ctx.metrics.clone());
+        if self.ctx.implicit_tls {
+            if Box::pin(self.implicit_tls()).await.is_err() {
+                self.ctx.observe(|m| m.tls_failed());
+                return closed.set("tls_failed");
+            }
+        }
+        match self.run().await {
+            Ok(()) => {
+                closed.set(close_reason(self.closed.as_ref()));
+                info!(reason = ?self.closed, "closed");
+            }
+            Err(e) => {
+                closed.set("error");
+                info!("closed: {e}");
+            }
+        }
+        // A message in flight ends as incomplete; its handler finishes before `disconnect`.
+        if let Some(mut message) = self.message.take() {
+            message.tx = None;
+            self.hctx = message.finish().await.0;
+        }
+        // TLS writes its close_notify here: bounded like every other write.
+        let grace = self.ctx.config.timeouts.command;
+        let _ = tokio::time::timeout(grace, self.stream.shutdown()).await;
+        let handler = Arc::clone(&self.ctx.handler);
+        let _ = AssertUnwindSafe((*handler).disconnect(&mut self.hctx))
+            .catch_unwind()
+            .await;
+    }
+
+    /// The handshake of an implicit-TLS listener (RFC 8314), before the greeting. (Boxed by
+    /// the caller: most connections never run it, and its state would make each larger.)
+    async fn implicit_tls(&mut self) -> Result<(), ()> {
+        let Some(acceptor) = self.ctx.tls.clone() else {
+            warn!("implicit TLS listener without a TLS configuration");
+            return Err(());
+        };
+        let Stream::Plain(io) = std::mem::replace(&mut self.stream, Stream::Upgrading) else {
+            return Err(());
+        };
+        let deadline = Instant::now() + self.ctx.config.timeouts.command;
+        match tokio::time::timeout_at(deadline.into(), acceptor.accept(io)).await {
+            Ok(Ok(tls)) => {
+                let tls_info = crate::tls::info(tls.get_ref().1, true);
+                info!(protocol = %tls_info.protocol, cipher = %tls_info.cipher, "TLS");
+                self.hctx.session_mut().tls = Some(tls_info);
+                self.stream = Stream::Tls(Box::new(tls));
+                Ok(())
+            }
+            Ok(Err(e)) => Err(info!("TLS handshake failed: {e}")),
+            Err(_) => Err(info!("TLS handshake timed out")),
+        }
+    }
+
     /// The one drive loop: after every input and every decision, everything the session
     /// queued is handled in order (replies written under a deadline, events answered by the
     /// handler, content passed to the message's handler); then wait for input, the deadline
@@ -416,8 +442,82 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
         }
     }
 
-    /// Answers one event.
+    /// Answers one event. The events of each transaction are answered inline; the others
+    /// (once per connection, or rare) in a boxed future of their own, so that their state
+    /// does not make every connection's future larger.
     async fn event(&mut self, event: Event) -> io::Result<()> {
+        match event {
+            Event::Mail
+            | Event::Rcpt
+            | Event::MessageStart
+            | Event::MessageEnd { .. }
+            | Event::MessageAborted { .. }
+            | Event::Reset => self.transaction_event(event).await,
+            other => Box::pin(self.session_event(other)).await,
+        }
+    }
+
+    /// MAIL, RCPT, the message, RSET.
+    async fn transaction_event(&mut self, event: Event) -> io::Result<()> {
+        // Called through `dyn Handler`: `Arc<dyn Handler>` is a handler too (forwarding to
+        // `inner`), and calling through it would box every hook's future twice.
+        let shared = Arc::clone(&self.ctx.handler);
+        let handler: &dyn Handler = &*shared;
+        match event {
+            Event::Mail => {
+                sync_envelope(&mut self.hctx, &self.session);
+                let r = match self.session.pending_mail() {
+                    Some((from, params)) => {
+                        guarded(
+                            &self.ctx,
+                            "mail",
+                            handler.mail(&mut self.hctx, from, params),
+                        )
+                        .await
+                    }
+                    None => None,
+                };
+                self.decide(r);
+            }
+            Event::Rcpt => {
+                sync_envelope(&mut self.hctx, &self.session);
+                let r = match self.session.pending_rcpt() {
+                    Some((to, params)) => {
+                        guarded(&self.ctx, "rcpt", handler.rcpt(&mut self.hctx, to, params)).await
+                    }
+                    None => None,
+                };
+                self.decide(r);
+            }
+            Event::MessageStart => self.start_message(),
+            Event::MessageEnd { size } => self.end_message(size).await,
+            Event::MessageAborted { error } => {
+                let error = match error {
+                    Some(smtp_proto::DataError::TooLarge) => BodyError::TooLarge,
+                    Some(smtp_proto::DataError::BareLineEnding) => BodyError::BareLineEnding,
+                    _ => BodyError::Incomplete,
+                };
+                if let Some(mut message) = self.message.take() {
+                    message.send(Err(error)).await;
+                    message.tx = None;
+                    // The handler's answer does not count: the session answered already.
+                    let (ctx, _) = message.finish().await;
+                    self.spare = Some(std::mem::replace(&mut self.hctx, ctx));
+                    let queue_id = self.hctx.session_mut().queue_id.take();
+                    info!(id = ?queue_id, "message not received to its end");
+                }
+            }
+            Event::Reset => {
+                sync_envelope(&mut self.hctx, &self.session);
+                guarded(&self.ctx, "rset", handler.rset(&mut self.hctx)).await;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The greeting, HELO/EHLO, AUTH, VRFY, STARTTLS.
+    async fn session_event(&mut self, event: Event) -> io::Result<()> {
         // Called through `dyn Handler`: `Arc<dyn Handler>` is a handler too (forwarding to
         // `inner`), and calling through it would box every hook's future twice.
         let shared = Arc::clone(&self.ctx.handler);
@@ -484,31 +584,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
                 };
                 debug_assert!(decided.is_ok(), "{decided:?}");
             }
-            Event::Mail => {
-                sync_envelope(&mut self.hctx, &self.session);
-                let r = match self.session.pending_mail() {
-                    Some((from, params)) => {
-                        guarded(
-                            &self.ctx,
-                            "mail",
-                            handler.mail(&mut self.hctx, from, params),
-                        )
-                        .await
-                    }
-                    None => None,
-                };
-                self.decide(r);
-            }
-            Event::Rcpt => {
-                sync_envelope(&mut self.hctx, &self.session);
-                let r = match self.session.pending_rcpt() {
-                    Some((to, params)) => {
-                        guarded(&self.ctx, "rcpt", handler.rcpt(&mut self.hctx, to, params)).await
-                    }
-                    None => None,
-                };
-                self.decide(r);
-            }
             Event::Vrfy { arg } => {
                 let reply = guarded(&self.ctx, "vrfy", handler.vrfy(&mut self.hctx, &arg)).await;
                 let reply = match reply {
@@ -516,28 +591,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
                     None => Reply::LOCAL_ERROR,
                 };
                 let _ = self.session.reply(now, reply);
-            }
-            Event::MessageStart => self.start_message(),
-            Event::MessageEnd { size } => self.end_message(size).await,
-            Event::MessageAborted { error } => {
-                let error = match error {
-                    Some(smtp_proto::DataError::TooLarge) => BodyError::TooLarge,
-                    Some(smtp_proto::DataError::BareLineEnding) => BodyError::BareLineEnding,
-                    _ => BodyError::Incomplete,
-                };
-                if let Some(mut message) = self.message.take() {
-                    message.send(Err(error)).await;
-                    message.tx = None;
-                    // The handler's answer does not count: the session answered already.
-                    let (ctx, _) = message.finish().await;
-                    self.spare = Some(std::mem::replace(&mut self.hctx, ctx));
-                    let queue_id = self.hctx.session_mut().queue_id.take();
-                    info!(id = ?queue_id, "message not received to its end");
-                }
-            }
-            Event::Reset => {
-                sync_envelope(&mut self.hctx, &self.session);
-                guarded(&self.ctx, "rset", handler.rset(&mut self.hctx)).await;
             }
             Event::StartTls => self.starttls().await?,
             _ => {}
@@ -692,17 +745,40 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
             }
             shutdown.cancelled().await;
         };
-        let room = self.session.input_capacity().min(self.read_size);
-        let buf = self.session.input_buffer();
-        buf.reserve(room);
-        let mut limited = bytes::BufMut::limit(buf, room);
+        let read_size = self.read_size;
+        // A plain TCP connection with nothing buffered waits for the socket to be readable
+        // before it takes a read buffer (from a pool), and gives it back when nothing came:
+        // an idle session holds no read buffer (C10k).
+        let pooled = self.message.is_none() && self.session.buffered_input() == 0;
         let read = async {
+            let room = self.session.input_capacity().min(read_size);
             if room == 0 {
                 // The session takes nothing now (it cannot happen with decisions made in
                 // turn, but a full buffer must never be read into): wait for the deadline.
                 std::future::pending::<()>().await;
             }
-            self.stream.read_buf(&mut limited).await
+            match tcp_of(&self.stream) {
+                Some(tcp) if pooled => loop {
+                    let buf = self.session.input_buffer();
+                    if buf.capacity() != 0 {
+                        buffers::give(std::mem::take(buf));
+                    }
+                    tcp.readable().await?;
+                    let buf = self.session.input_buffer();
+                    *buf = buffers::take();
+                    buf.reserve(room);
+                    match tcp.try_read_buf(&mut bytes::BufMut::limit(&mut *buf, room)) {
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        read => break read,
+                    }
+                },
+                _ => {
+                    let buf = self.session.input_buffer();
+                    buf.reserve(room);
+                    let mut limited = bytes::BufMut::limit(buf, room);
+                    self.stream.read_buf(&mut limited).await
+                }
+            }
         };
         // While waiting, the message's handler runs (writing to disk, relaying, ...).
         let running = self.message.as_ref().is_some_and(|m| m.done.is_none());
@@ -773,6 +849,51 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
             }
         }
         Ok(())
+    }
+}
+
+/// Read buffers not in use, per thread: an idle connection holds none, a busy one takes one
+/// and gives it back when a read finds nothing, without a trip to the allocator.
+mod buffers {
+    use std::cell::RefCell;
+
+    use bytes::BytesMut;
+
+    /// Buffers kept per thread; more are freed.
+    const KEEP: usize = 64;
+
+    thread_local! {
+        static FREE: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// A buffer from the pool, or an empty one (it allocates when reserved).
+    pub(super) fn take() -> BytesMut {
+        FREE.with(|f| f.borrow_mut().pop()).unwrap_or_default()
+    }
+
+    /// Gives an empty buffer back. One that shares its memory with content handed out, or
+    /// is larger than a command read needs, is freed instead.
+    pub(super) fn give(mut buf: BytesMut) {
+        buf.clear();
+        let size = buf.capacity();
+        if !(super::MIN_READ..=2 * super::MIN_READ).contains(&size) || !buf.try_reclaim(size) {
+            return;
+        }
+        FREE.with(|f| {
+            let mut free = f.borrow_mut();
+            if free.len() < KEEP {
+                free.push(buf);
+            }
+        });
+    }
+}
+
+/// The TCP socket under a plain stream, if it is one: its readiness can be awaited without a
+/// buffer. (TLS keeps its own buffers and may hold input already read from the socket.)
+fn tcp_of<S: 'static>(stream: &Stream<S>) -> Option<&tokio::net::TcpStream> {
+    match stream {
+        Stream::Plain(s) => (s as &dyn std::any::Any).downcast_ref(),
+        _ => None,
     }
 }
 

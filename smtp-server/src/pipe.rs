@@ -86,28 +86,31 @@ pub(crate) struct Sender {
 
 impl Sender {
     /// Queues `piece` once there is room. `Err` gives it back when the receiver is gone.
+    #[cfg(test)]
     pub(crate) async fn send(&self, piece: Piece) -> Result<(), Piece> {
         let mut piece = Some(piece);
-        std::future::poll_fn(|cx| {
-            let mut state = self.pipe.lock();
-            if state.rx_closed {
-                return Poll::Ready(Err(piece.take().expect("polled after it finished")));
+        std::future::poll_fn(|cx| self.poll_send(cx, &mut piece)).await;
+        piece.map_or(Ok(()), Err)
+    }
+
+    /// Queues the piece in `slot` (taking it) once there is room; ready, with the piece left
+    /// in `slot`, when the receiver is gone.
+    pub(crate) fn poll_send(&self, cx: &mut Context<'_>, slot: &mut Option<Piece>) -> Poll<()> {
+        let mut state = self.pipe.lock();
+        if state.rx_closed || slot.is_none() {
+            return Poll::Ready(());
+        }
+        if state.queue.len() < state.capacity {
+            state.queue.extend(slot.take());
+            let waker = state.rx_waker.take();
+            drop(state);
+            if let Some(w) = waker {
+                w.wake();
             }
-            if state.queue.len() < state.capacity {
-                state
-                    .queue
-                    .push_back(piece.take().expect("polled after it finished"));
-                let waker = state.rx_waker.take();
-                drop(state);
-                if let Some(w) = waker {
-                    w.wake();
-                }
-                return Poll::Ready(Ok(()));
-            }
-            set_waker(&mut state.tx_waker, cx);
-            Poll::Pending
-        })
-        .await
+            return Poll::Ready(());
+        }
+        set_waker(&mut state.tx_waker, cx);
+        Poll::Pending
     }
 
     /// Queues `piece` if there is room now.

@@ -255,8 +255,8 @@ impl Session {
             framer,
             input: BytesMut::new(),
             queue: VecDeque::new(),
-            out: Vec::with_capacity(256),
-            sent: Vec::with_capacity(256),
+            out: Vec::new(),
+            sent: Vec::new(),
             start: now,
             activity: now,
             proxy: None,
@@ -350,6 +350,35 @@ impl Session {
     /// [`handle_input`](Self::handle_input). Message content is split from it without a copy.
     pub fn input_buffer(&mut self) -> &mut BytesMut {
         &mut self.input
+    }
+
+    /// Frees the buffers the session keeps from command to command, if nothing is in them
+    /// (the input, the output, the queue of work); they are allocated again when next
+    /// needed. For a driver that holds many idle connections: call it when a connection has
+    /// been quiet for a while, and read its next input into a buffer only once the socket is
+    /// readable.
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Instant};
+    /// use smtp_proto::{Config, Session};
+    /// let mut s = Session::new(Arc::new(Config::new("mx.example")), Instant::now());
+    /// while s.poll_output().is_some() {}
+    /// s.release_buffers();
+    /// assert_eq!(s.input_buffer().capacity(), 0);
+    /// ```
+    pub fn release_buffers(&mut self) {
+        if self.input.is_empty() {
+            self.input = BytesMut::new();
+        }
+        if self.out.is_empty() {
+            self.out = Vec::new();
+        }
+        if self.sent.is_empty() {
+            self.sent = Vec::new();
+        }
+        if self.queue.is_empty() {
+            self.queue = VecDeque::new();
+        }
     }
 
     /// Bytes received and not consumed yet (pipelined commands waiting behind a decision).
