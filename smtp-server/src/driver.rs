@@ -344,11 +344,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
         self.ctx.observe(|m| m.connection_opened());
         // Counted closed however the session ends (this future may also be dropped).
         let closed = CloseCount::new(self.ctx.metrics.clone());
-        if self.ctx.implicit_tls {
-            if Box::pin(self.implicit_tls()).await.is_err() {
-                self.ctx.observe(|m| m.tls_failed());
-                return closed.set("tls_failed");
-            }
+        if self.ctx.implicit_tls && Box::pin(self.implicit_tls()).await.is_err() {
+            self.ctx.observe(|m| m.tls_failed());
+            return closed.set("tls_failed");
         }
         match self.run().await {
             Ok(()) => {
@@ -393,8 +391,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
                 self.stream = Stream::Tls(Box::new(tls));
                 Ok(())
             }
-            Ok(Err(e)) => Err(info!("TLS handshake failed: {e}")),
-            Err(_) => Err(info!("TLS handshake timed out")),
+            Ok(Err(e)) => {
+                info!("TLS handshake failed: {e}");
+                Err(())
+            }
+            Err(_) => {
+                info!("TLS handshake timed out");
+                Err(())
+            }
         }
     }
 
