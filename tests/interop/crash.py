@@ -37,6 +37,7 @@ def client(port, name, acked, codes, drops, stop):
     connection lost without a reply goes to `drops` (expected under SIGKILL, a failure under
     SIGTERM)."""
     n = 0
+    told = False
     try:
         with smtplib.SMTP("127.0.0.1", port, timeout=10) as s:
             while not stop.is_set():
@@ -45,10 +46,19 @@ def client(port, name, acked, codes, drops, stop):
                     s.sendmail("a@example.com", ["b@example.net"], body(tag))
                     acked.append(tag)
                 except smtplib.SMTPResponseException as e:
-                    codes.append(e.smtp_code); return
+                    codes.append(e.smtp_code); told = True; return
                 except smtplib.SMTPRecipientsRefused as e:
                     # The reply to RCPT (smtplib keeps it per recipient), e.g. 421 at shutdown.
-                    codes.append(min(code for code, _ in e.recipients.values())); return
+                    codes.append(min(code for code, _ in e.recipients.values())); told = True; return
+    except smtplib.SMTPResponseException as e:
+        # Leaving the `with` sends QUIT; smtplib raises when its reply is not 221. A client
+        # already told 421 (smtplib does not close after a 421 to the DATA command itself)
+        # may read 421 again there: it was told, not dropped. Seen once in CI (session 5).
+        if e.smtp_code == 421 and told:
+            return
+        if e.smtp_code == 421:
+            codes.append(421); return
+        drops.append(f"{name}: {type(e).__name__}: {e}")
     except (OSError, smtplib.SMTPException) as e:
         drops.append(f"{name}: {type(e).__name__}: {e}")
 
