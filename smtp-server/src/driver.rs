@@ -863,8 +863,8 @@ mod buffers {
 
     use bytes::BytesMut;
 
-    /// Buffers kept per thread; more are freed.
-    const KEEP: usize = 64;
+    /// Buffers kept per thread; more are freed. (At most `KEEP` x `READ_SIZE` per thread.)
+    const KEEP: usize = 16;
 
     thread_local! {
         static FREE: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
@@ -875,12 +875,12 @@ mod buffers {
         FREE.with(|f| f.borrow_mut().pop()).unwrap_or_default()
     }
 
-    /// Gives an empty buffer back. One that shares its memory with content handed out, or
-    /// is larger than a command read needs, is freed instead.
+    /// Gives an empty buffer back. One that shares its memory with content handed out is
+    /// freed instead (its memory is the handler's now).
     pub(super) fn give(mut buf: BytesMut) {
         buf.clear();
         let size = buf.capacity();
-        if !(super::MIN_READ..=2 * super::MIN_READ).contains(&size) || !buf.try_reclaim(size) {
+        if !(super::MIN_READ..=super::READ_SIZE).contains(&size) || !buf.try_reclaim(size) {
             return;
         }
         FREE.with(|f| {
