@@ -505,6 +505,49 @@ for c in "${CASES[@]}"; do
   fi
 done
 [ -n "${CHART_SVG:-}" ] && python3 bench/chart.py "$CHART_TSV" "$CHART_SVG" && echo "chart: $CHART_SVG"
+
+echo "== 8(b). TLS: CPU per 1 KB message over STARTTLS beside plain (ours, loadgen); full handshakes beside openssl s_server (openssl s_time)"
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost -keyout "$WORK/key8.pem" -out "$WORK/cert8.pem" 2>/dev/null
+declare -A TU
+for _ in $(seq "$ROUNDS"); do
+  for mode in plain starttls; do
+    port=$(free_port); pid=$(start ours "$port" --tls-cert "$WORK/cert8.pem" --tls-key "$WORK/key8.pem")
+    flag=(); [ "$mode" = starttls ] && flag=(--starttls)
+    c0=$(cpu_ticks "$pid")
+    out=$(timeout 900 "$LOADGEN" throughput "127.0.0.1:$port" "$A_SESS" "$P_MSGS" 1024 "${flag[@]}") || fail "loadgen $mode: $out"
+    c1=$(cpu_ticks "$pid"); stop "$pid"
+    TU[$mode]+="$(python3 -c "print(f'{($c1-$c0)/$TICK*1e6/$P_MSGS:.1f}')") "
+  done
+done
+tp=$(med1 ${TU[plain]}); tt=$(med1 ${TU[starttls]})
+echo "1 KB pipelined, $A_SESS sessions: plain $tp us/msg, STARTTLS $tt us/msg (handshakes included): TLS/plain $(ratio "$tt" "$tp")"
+# Full handshakes (TLS 1.3, RSA 2048): our implicit-TLS listener and openssl s_server, same
+# client (openssl s_time -new: a new connection and full handshake each time, no data).
+if command -v openssl >/dev/null; then
+  HS_TIME=4; [ "$QUICK" = 1 ] && HS_TIME=1
+  hs_case() { # NAME PID PORT: "HANDSHAKES_PER_S US_PER_HANDSHAKE"
+    local c0 c1 out n secs
+    c0=$(cpu_ticks "$2")
+    out=$(timeout 60 openssl s_time -connect "127.0.0.1:$3" -new -time "$HS_TIME" 2>&1 | grep "real seconds" || true)
+    c1=$(cpu_ticks "$2")
+    n=$(echo "$out" | awk '{print $1}'); secs=$(echo "$out" | awk '{print $4}')
+    [ -n "$n" ] && [ "$n" -gt 0 ] || { fail "s_time against $1"; echo "- -"; return; }
+    python3 -c "print(f'{$n/$secs:.0f} {($c1-$c0)/$TICK*1e6/$n:.0f}')"
+  }
+  port=$(free_port); pid=$("$OURS" --listen "127.0.0.1:$port" --handler sink --tls-cert "$WORK/cert8.pem" --tls-key "$WORK/key8.pem" --implicit-tls > "$WORK/ours-tls.log" 2>&1 & echo $!)
+  PIDS+=("$pid"); wait_port "$port"
+  oport=$(free_port)
+  openssl s_server -accept "127.0.0.1:$oport" -cert "$WORK/cert8.pem" -key "$WORK/key8.pem" -quiet > "$WORK/ossl.log" 2>&1 < <(sleep 3600) &
+  opid=$!; PIDS+=("$opid"); wait_port "$oport"
+  declare -A HR HU
+  for _ in $(seq "$ROUNDS"); do
+    read -r r u <<< "$(hs_case ours "$pid" "$port")"; HR[ours]+="$r "; HU[ours]+="$u "
+    read -r r u <<< "$(hs_case openssl "$opid" "$oport")"; HR[openssl]+="$r "; HU[openssl]+="$u "
+  done
+  stop "$pid"; stop "$opid"
+  ho=$(med1 ${HU[ours]}); hx=$(med1 ${HU[openssl]})
+  echo "full handshakes: ours $(median ${HR[ours]//-/})/s, $ho us of server CPU each ($(python3 -c "print(f'{1e6/$ho:.0f}' if '$ho' != '-' else '-')") per core-second); openssl s_server $(median ${HR[openssl]//-/})/s, $hx us each: ours/openssl CPU $(ratio "$ho" "$hx")"
+fi
 fi
 
 if [ "$QUICK" = 0 ] && want 5; then
