@@ -137,6 +137,8 @@ where
         control,
         ctx,
         message: None,
+        data_slot: None,
+        make_data: call_data,
         closed: None,
         shutdown_seen: false,
         transcript,
@@ -158,31 +160,60 @@ where
 /// a future the one loop below polls beside its own work (on this task: no spawn, no
 /// cross-thread wake-up per message), so that reading, writing and timing go on while the
 /// handler works. A panic in it is caught.
-struct InFlight {
+struct InFlight<D> {
     tx: Option<Sender>,
-    data: DataFuture,
+    /// The handler's `data` ([`call_data`]), in a box the connection keeps from message to
+    /// message (set again in place: no allocation per message).
+    data: DataSlot<D>,
     /// The handler's answer, once its future finished.
     done: Option<DataResult>,
 }
 
-/// The handler's `data`, owning what it uses.
-type DataFuture = Pin<Box<dyn Future<Output = DataResult> + Send>>;
+/// Where a connection keeps the future of its messages' `data` calls.
+type DataSlot<D> = Pin<Box<Option<D>>>;
 
-impl InFlight {
+/// Makes the future of a message's `data` call (the type of [`call_data`]'s future).
+type MakeData<D> = fn(Arc<dyn Handler>, Box<Context>, Body, Option<tracing::Span>) -> D;
+
+/// The handler's `data`, owning what it uses: the context goes in and comes back out.
+async fn call_data(
+    handler: Arc<dyn Handler>,
+    mut hctx: Box<Context>,
+    body: Body,
+    span: Option<tracing::Span>,
+) -> DataResult {
+    let call = AssertUnwindSafe((*handler).data(&mut hctx, body)).catch_unwind();
+    // A span per message only when it will be seen: entering one on every poll costs.
+    let result = match span {
+        Some(span) => call.instrument(span).await,
+        None => call.await,
+    };
+    (hctx, result.ok())
+}
+
+impl<D: Future<Output = DataResult>> InFlight<D> {
+    /// Polls the handler's future (not after it finished).
+    fn poll_data(&mut self, cx: &mut TaskContext<'_>) -> Poll<DataResult> {
+        match self.data.as_mut().as_pin_mut() {
+            Some(data) => data.poll(cx),
+            None => Poll::Pending,
+        }
+    }
+
     /// Polls the handler's future to its end (once): the context and the answer.
     async fn finish(&mut self) -> DataResult {
         match self.done.take() {
             Some(done) => done,
-            None => (&mut self.data).await,
+            None => std::future::poll_fn(|cx| self.poll_data(cx)).await,
         }
     }
 
     /// Hands `piece` to the handler, polling its future meanwhile (the channel is bounded:
     /// the handler must run to make room). A handler that returned gets nothing more.
     async fn send(&mut self, piece: Piece) {
-        let Some(tx) = &self.tx else {
+        if self.tx.is_none() {
             return;
-        };
+        }
         if self.done.is_some() {
             // The handler returned: whatever it kept of the body, it reads no more.
             self.tx = None;
@@ -191,12 +222,13 @@ impl InFlight {
         // Queue the piece, polling the handler meanwhile (written by hand rather than with
         // `select!`: this future is part of every connection's state, and stays small).
         let mut piece = Some(piece);
-        let data = &mut self.data;
         let finished = std::future::poll_fn(|cx| {
-            if tx.poll_send(cx, &mut piece).is_ready() {
+            if let Some(tx) = &self.tx
+                && tx.poll_send(cx, &mut piece).is_ready()
+            {
                 return Poll::Ready(None);
             }
-            data.as_mut().poll(cx).map(Some)
+            self.poll_data(cx).map(Some)
         })
         .await;
         match finished {
@@ -217,7 +249,7 @@ impl InFlight {
 /// caught around the handler's call only, so the context always comes back.
 type DataResult = (Box<Context>, Option<Result<(), Reply>>);
 
-struct Conn<S> {
+struct Conn<S, D> {
     stream: Stream<S>,
     session: Session,
     /// What the handler sees; it travels into the data task and back.
@@ -228,7 +260,10 @@ struct Conn<S> {
     /// The handler's "drop this connection", readable while `hctx` is away.
     control: Control,
     ctx: ConnContext,
-    message: Option<InFlight>,
+    message: Option<InFlight<D>>,
+    /// The box of the last message's `data` future, for the next one.
+    data_slot: Option<DataSlot<D>>,
+    make_data: MakeData<D>,
     closed: Option<CloseReason>,
     shutdown_seen: bool,
     /// How much to ask for next: doubles while reads fill it (message content), halves
@@ -335,7 +370,11 @@ async fn guarded_untimed<T>(what: &str, fut: impl Future<Output = T>) -> Option<
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
+impl<S, D> Conn<S, D>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    D: Future<Output = DataResult> + Send,
+{
     /// The connection's life: the TLS handshake of an implicit-TLS listener, the session,
     /// then the end of a message in flight, the stream's shutdown and the handler's
     /// `disconnect`.
@@ -362,6 +401,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
         if let Some(mut message) = self.message.take() {
             message.tx = None;
             self.hctx = message.finish().await.0;
+            self.data_slot = Some(message.data);
         }
         // TLS writes its close_notify here: bounded like every other write.
         let grace = self.ctx.config.timeouts.command;
@@ -506,6 +546,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
                     message.tx = None;
                     // The handler's answer does not count: the session answered already.
                     let (ctx, _) = message.finish().await;
+                    self.data_slot = Some(message.data);
                     self.spare = Some(std::mem::replace(&mut self.hctx, ctx));
                     let queue_id = self.hctx.session_mut().queue_id.take();
                     info!(id = ?queue_id, "message not received to its end");
@@ -620,7 +661,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
         let body = Body::new(rx, self.ctx.config.limits.message_size);
         sync_envelope(&mut self.hctx, &self.session);
         let queue_id = crate::handler::queue_id();
-        // A span per message only when it will be seen: entering one on every poll costs.
         let span =
             tracing::enabled!(tracing::Level::INFO).then(|| info_span!("message", id = %queue_id));
         // The id travels with the context (the handler reads it there) and comes back with
@@ -629,16 +669,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
         // Per-recipient LMTP answers belong to one message.
         let _ = self.hctx.take_recipient_replies();
         let spare = self.spare.take().unwrap_or_default();
-        let mut hctx = std::mem::replace(&mut self.hctx, spare);
-        let handler = Arc::clone(&self.ctx.handler);
-        let data = async move {
-            let call = AssertUnwindSafe((*handler).data(&mut hctx, body));
-            let result = call.catch_unwind().await.ok();
-            (hctx, result)
-        };
-        let data: DataFuture = match span {
-            Some(span) => Box::pin(data.instrument(span)),
-            None => Box::pin(data),
+        let hctx = std::mem::replace(&mut self.hctx, spare);
+        let call = (self.make_data)(Arc::clone(&self.ctx.handler), hctx, body, span);
+        // The box of the last message's future is set again in place.
+        let data = match self.data_slot.take() {
+            Some(mut slot) => {
+                slot.set(Some(call));
+                slot
+            }
+            None => Box::pin(Some(call)),
         };
         self.message = Some(InFlight {
             tx: Some(tx),
@@ -659,6 +698,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
         message.tx = None;
         let ended = Instant::now();
         let (ctx, result) = message.finish().await;
+        self.data_slot = Some(message.data);
         self.ctx.observe(|m| m.hook("data", ended.elapsed()));
         if result.is_none() {
             warn!("handler panicked in data");
@@ -788,7 +828,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
         let running = self.message.as_ref().is_some_and(|m| m.done.is_none());
         let data = async {
             if let Some(m) = &mut self.message {
-                let out = (&mut m.data).await;
+                let out = std::future::poll_fn(|cx| m.poll_data(cx)).await;
                 m.done = Some(out);
             }
         };
