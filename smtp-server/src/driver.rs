@@ -903,7 +903,7 @@ mod buffers {
 
     use bytes::BytesMut;
 
-    /// Buffers kept per thread; more are freed. (At most `KEEP` x `READ_SIZE` per thread.)
+    /// Buffers kept per thread; more are freed.
     const KEEP: usize = 16;
 
     thread_local! {
@@ -915,12 +915,12 @@ mod buffers {
         FREE.with(|f| f.borrow_mut().pop()).unwrap_or_default()
     }
 
-    /// Gives an empty buffer back. One that shares its memory with content handed out is
-    /// freed instead (its memory is the handler's now).
+    /// Gives an empty buffer back. (One whose front went to a handler as message content
+    /// still shares that allocation, and keeps it alive while pooled, which `KEEP` bounds.
+    /// Its own bytes are past what was handed out: nothing a handler holds is overwritten.)
     pub(super) fn give(mut buf: BytesMut) {
         buf.clear();
-        let size = buf.capacity();
-        if !(super::MIN_READ..=super::READ_SIZE).contains(&size) || !buf.try_reclaim(size) {
+        if !(super::MIN_READ..=super::READ_SIZE).contains(&buf.capacity()) {
             return;
         }
         FREE.with(|f| {

@@ -120,6 +120,11 @@ impl Sender {
             return Err(piece);
         }
         state.queue.push_back(piece);
+        let waker = state.rx_waker.take();
+        drop(state);
+        if let Some(w) = waker {
+            w.wake();
+        }
         Ok(())
     }
 }
