@@ -115,6 +115,8 @@ start() {
   echo "$pid"
 }
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+# The messages smtp-source delivered, from its -c counter (one number per completed DATA).
+source_delivered() { tr '\r' '\n' < "$WORK/source.out" | grep -E '^[0-9]+$' | tail -n 1 || true; }
 # Server CPU per message: utime+stime of the server process (/proc/PID/stat, all its threads)
 # over the run, divided by the messages delivered.
 TICK=$(getconf CLK_TCK)
@@ -141,7 +143,7 @@ source_rate() { # SERVER SESSIONS MESSAGES SIZE
     > "$WORK/source.out" 2>&1 || status=$?
   t1=$(date +%s.%N)
   stop "$pid"
-  delivered=$(tr '\r' '\n' < "$WORK/source.out" | grep -E '^[0-9]+$' | tail -n 1 || true)
+  delivered=$(source_delivered)
   if [ "$status" != 0 ] || [ "${delivered:-0}" -lt "$3" ]; then
     fail "smtp-source against $1: exit $status, ${delivered:-0} of $3 delivered"
     echo "-"; return
@@ -295,7 +297,7 @@ js_case() {
     > "$WORK/source.out" 2>&1 || status=$?
   t1=$(date +%s.%N); c1=$(cpu_ticks "$pid")
   stop "$pid"; rm -rf "$WORK/md"
-  delivered=$(tr '\r' '\n' < "$WORK/source.out" | grep -E '^[0-9]+$' | tail -n 1 || true)
+  delivered=$(source_delivered)
   if [ "$status" != 0 ] || [ "${delivered:-0}" -lt "$msgs" ]; then
     fail "smtp-source against $kind: exit $status, ${delivered:-0} of $msgs delivered"; echo "- -"; return
   fi
@@ -382,18 +384,10 @@ if [ -x "$SOURCE" ]; then
     kill "$poller" 2>/dev/null; wait "$poller" 2>/dev/null || true
     polls=$(wc -l < "$WORK/polls")
     stop "$pid"
-    delivered=$(tr '\r' '\n' < "$WORK/source.out" | grep -E '^[0-9]+$' | tail -n 1 || true)
+    delivered=$(source_delivered)
     if [ "${delivered:-0}" -lt "$CAP_MSGS" ]; then fail "smtp-source against $kind: ${delivered:-0} of $CAP_MSGS"; echo "- - -"; return; fi
     python3 -c "print(f'{$delivered/($t1-$t0):.0f} {($c1-$c0)/$TICK*1e6/$delivered:.1f} $polls')"
   }
-  TICK=$(getconf CLK_TCK)
-  # Its child processes count too (Haraka serves from a forked worker).
-cpu_ticks() {
-  local t p
-  t=$(awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0)
-  for p in $(pgrep -P "$1" || true); do t=$(( t + $(cpu_ticks "$p") )); done
-  echo "$t"
-}
   declare -A CR=() CC=()
   for _ in $(seq "$ROUNDS"); do
     for k in sink capture; do
@@ -443,7 +437,7 @@ cpu_case() {
     source|source-new) local d=-d; [ "$2" = source-new ] && d=
       timeout 900 "$SOURCE" -c $d -s "$A_SESS" -m "$3" -l "$4" -f load@example.com -t sink@example.net \
         "127.0.0.1:$port" > "$WORK/source.out" 2>&1 || status=$?
-      n=$(tr '\r' '\n' < "$WORK/source.out" | grep -E '^[0-9]+$' | tail -n 1 || true) ;;
+      n=$(source_delivered) ;;
   esac
   t1=$(date +%s.%N); c1=$(cpu_ticks "$pid")
   stop "$pid"; [ "$1" = haraka ] && rm -rf "$WORK/haraka-$port"

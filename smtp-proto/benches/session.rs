@@ -21,29 +21,6 @@ static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
 const MESSAGES: usize = 10_000;
 
-fn client_bytes() -> Vec<u8> {
-    let mut body = Vec::new();
-    while body.len() < 1000 {
-        body.extend_from_slice(
-            b"Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod.\r\n",
-        );
-    }
-    let mut out = b"EHLO client.example\r\n".to_vec();
-    for i in 0..MESSAGES {
-        out.extend_from_slice(
-            format!(
-                "MAIL FROM:<sender{}@example.com>\r\nRCPT TO:<rcpt@example.org>\r\nDATA\r\n",
-                i % 10
-            )
-            .as_bytes(),
-        );
-        out.extend_from_slice(&body);
-        out.extend_from_slice(b".\r\n");
-    }
-    out.extend_from_slice(b"QUIT\r\n");
-    out
-}
-
 /// A driver that accepts everything and counts what it sees.
 #[derive(Default)]
 struct Sink {
@@ -91,7 +68,7 @@ fn run(config: &Arc<Config>, input: &[u8]) -> (usize, usize) {
 }
 
 fn bench_session(c: &mut Criterion) {
-    let input = client_bytes();
+    let input = smtp_proto::testing::pipelined_messages(MESSAGES);
     let config = Arc::new(Config::new("mx.example"));
     // Allocations, counted over one whole run outside the measurements.
     let region = Region::new(GLOBAL);

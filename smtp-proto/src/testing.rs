@@ -378,3 +378,37 @@ impl std::fmt::Debug for Pair {
         f.write_str(&self.record.transcript)
     }
 }
+
+/// What the benchmarks' client sends on one connection: EHLO, then `messages` times
+/// `MAIL FROM` / `RCPT TO` / `DATA` / a body of about 1,000 octets / `.`, then QUIT, all
+/// pipelined (ten senders in turn, one recipient).
+pub fn pipelined_messages(messages: usize) -> Vec<u8> {
+    let mut body = Vec::new();
+    while body.len() < 1000 {
+        body.extend_from_slice(
+            b"Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod.\r\n",
+        );
+    }
+    let mut out = b"EHLO client.example\r\n".to_vec();
+    for i in 0..messages {
+        let _ = write!(
+            Lines(&mut out),
+            "MAIL FROM:<sender{}@example.com>\r\nRCPT TO:<rcpt@example.org>\r\nDATA\r\n",
+            i % 10
+        );
+        out.extend_from_slice(&body);
+        out.extend_from_slice(b".\r\n");
+    }
+    out.extend_from_slice(b"QUIT\r\n");
+    out
+}
+
+/// `fmt::Write` into a byte vector.
+struct Lines<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for Lines<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}

@@ -26,29 +26,6 @@ const MESSAGES: usize = 10_000;
 /// The pipe's capacity each way: a socket buffer's order of magnitude.
 const PIPE: usize = 64 * 1024;
 
-fn client_bytes(messages: usize) -> Vec<u8> {
-    let mut body = Vec::new();
-    while body.len() < 1000 {
-        body.extend_from_slice(
-            b"Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod.\r\n",
-        );
-    }
-    let mut out = b"EHLO client.example\r\n".to_vec();
-    for i in 0..messages {
-        out.extend_from_slice(
-            format!(
-                "MAIL FROM:<sender{}@example.com>\r\nRCPT TO:<rcpt@example.org>\r\nDATA\r\n",
-                i % 10
-            )
-            .as_bytes(),
-        );
-        out.extend_from_slice(&body);
-        out.extend_from_slice(b".\r\n");
-    }
-    out.extend_from_slice(b"QUIT\r\n");
-    out
-}
-
 /// One connection: the client writes `input` in socket-sized pieces and reads every reply
 /// until the server closes. Returns the bytes of replies read.
 async fn one_connection(input: &[u8]) -> usize {
@@ -87,7 +64,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// Allocations (count, bytes) of one connection sending `messages` messages.
 fn allocations(rt: &tokio::runtime::Runtime, messages: usize) -> (usize, usize) {
-    let input = client_bytes(messages);
+    let input = smtp_proto::testing::pipelined_messages(messages);
     let region = Region::new(GLOBAL);
     let read = rt.block_on(one_connection(&input));
     let stats = region.change();
@@ -115,7 +92,7 @@ fn bench(c: &mut Criterion) {
         return;
     }
     let rt = runtime();
-    let input = client_bytes(MESSAGES);
+    let input = smtp_proto::testing::pipelined_messages(MESSAGES);
     let mut group = c.benchmark_group("driver");
     group.throughput(Throughput::Elements(MESSAGES as u64));
     group.sample_size(20);
