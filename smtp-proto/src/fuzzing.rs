@@ -76,7 +76,7 @@ pub fn data(data: &[u8]) {
     };
     let max = u64::from(max) * 16;
     let mut dec = DataDecoder::with_policy(max, policy);
-    let mut total = 0u64;
+    let mut message = Vec::new();
     let mut end = None;
     let mut offset = 0;
     'pieces: for piece in data.chunks(usize::from(split).max(1)) {
@@ -85,11 +85,11 @@ pub fn data(data: &[u8]) {
             match dec.decode(&piece[pos..]) {
                 Decoded::Data { data, consumed } => {
                     assert!(!data.is_empty() && pos + consumed <= piece.len());
-                    total += data.len() as u64;
+                    message.extend_from_slice(data);
                     pos += consumed;
                 }
-                Decoded::End { consumed, .. } => {
-                    end = Some(offset + pos + consumed);
+                Decoded::End { consumed, result } => {
+                    end = Some((offset + pos + consumed, result));
                     break 'pieces;
                 }
                 Decoded::NeedMore => break,
@@ -97,14 +97,70 @@ pub fn data(data: &[u8]) {
         }
         offset += piece.len();
     }
-    assert!(total <= max);
-    // The data ends exactly after the first CRLF.CRLF, counting an implied CRLF before it.
-    let whole = [b"\r\n", data].concat();
-    let first = memchr::memmem::find(&whole, b"\r\n.\r\n").map(|at| at + 5 - 2);
-    assert_eq!(end, first);
+    assert!(message.len() as u64 <= max);
+    // The data ends exactly after the first CRLF.CRLF, counting an implied CRLF before it, and
+    // what came before it decodes as the rules say, byte by byte.
+    match (end, reference_decode(data, policy, max)) {
+        (None, None) => {}
+        (Some((end, result)), Some((want_end, want_message, want_result))) => {
+            assert_eq!(end, want_end);
+            assert_eq!(result, want_result);
+            assert_eq!(message, want_message);
+        }
+        (got, want) => panic!("end {got:?}, expected {want:?}"),
+    }
     let mut chunk = ChunkReader::new(u64::from(split));
     let got = chunk.read(data);
     assert_eq!(got.len() as u64, u64::from(split).min(data.len() as u64));
+}
+
+/// What [`DataDecoder`] must make of `data`, from the rules alone, one byte at a time (RFC 5321
+/// 4.1.1.4, 4.5.2, 2.3.8): where the data ends (after the first `CRLF.CRLF`, counting a CRLF
+/// before the first byte), the message (a dot starting a line removed; a CR not followed by LF
+/// or an LF not preceded by CR replaced by CRLF, kept, or kept and refused, as `policy` says;
+/// cut at `max`), and the result. `None` if the end is not in `data`.
+#[allow(clippy::type_complexity)]
+fn reference_decode(
+    data: &[u8],
+    policy: crate::BareLineEndings,
+    max: u64,
+) -> Option<(usize, Vec<u8>, Result<u64, crate::DataError>)> {
+    use crate::BareLineEndings::{Keep, Normalize, Reject};
+    let whole = [b"\r\n", data].concat();
+    let at = memchr::memmem::find(&whole, b"\r\n.\r\n")?;
+    // `whole[at..at + 2]` is `data[at - 2..at]`: the message keeps its last CRLF.
+    let content = &data[..at];
+    let mut message = Vec::new();
+    let mut bare_seen = false;
+    for (k, &byte) in content.iter().enumerate() {
+        let line_start = k == 0 || (k >= 2 && &content[k - 2..k] == b"\r\n");
+        if line_start && byte == b'.' {
+            continue;
+        }
+        let bare = match byte {
+            b'\r' => content.get(k + 1) != Some(&b'\n'),
+            b'\n' => k == 0 || content[k - 1] != b'\r',
+            _ => false,
+        };
+        match (bare, policy) {
+            (true, Normalize) => message.extend_from_slice(b"\r\n"),
+            (true, Reject) => {
+                bare_seen = true;
+                message.push(byte);
+            }
+            (true, Keep) | (false, _) => message.push(byte),
+        }
+    }
+    let size = message.len() as u64;
+    let result = if size > max {
+        Err(crate::DataError::TooLarge)
+    } else if bare_seen {
+        Err(crate::DataError::BareLineEnding)
+    } else {
+        Ok(size)
+    };
+    message.truncate(usize::try_from(max).unwrap_or(usize::MAX));
+    Some((at + 3, message, result))
 }
 
 /// Parses a PROXY header from `data`.

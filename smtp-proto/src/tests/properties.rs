@@ -265,6 +265,37 @@ proptest! {
         fuzzing::data(&data);
     }
 
+    /// Long, mostly well-formed lines with a few bare CRs and LFs and dot lines: the shape that
+    /// runs the decoder's block-at-a-time scan (the input above has a CR or LF every few bytes).
+    #[test]
+    fn fuzz_data_long_lines(
+        head in any::<[u8; 3]>(),
+        lines in prop::collection::vec(
+            (
+                "\\.{0,2}[a-z .]{0,150}",
+                prop_oneof![
+                    8 => Just("\r\n"),
+                    1 => Just("\n"),
+                    1 => Just("\r"),
+                    1 => Just("\r\r\n"),
+                    1 => Just(""),
+                ],
+            ),
+            0..40,
+        ),
+        end in any::<bool>(),
+    ) {
+        let mut data = head.to_vec();
+        for (line, ending) in &lines {
+            data.extend_from_slice(line.as_bytes());
+            data.extend_from_slice(ending.as_bytes());
+        }
+        if end {
+            data.extend_from_slice(b"\r\n.\r\nQUIT\r\n");
+        }
+        fuzzing::data(&data);
+    }
+
     #[test]
     fn fuzz_proxy(data in prop::collection::vec(any::<u8>(), 0..300), v2 in any::<bool>()) {
         let mut input = if v2 { crate::V2_SIGNATURE.to_vec() } else { b"PROXY ".to_vec() };
