@@ -362,7 +362,7 @@ fn clean_prefix(s: &[u8]) -> usize {
     /// Pairs checked at once: the compiler turns each check into vector instructions.
     const BLOCK: usize = 64;
     /// Where a block holds a stop, it is found a sub-block at a time, then byte by byte.
-    const SUB: usize = 16;
+    const SUB: usize = 8;
     fn any_stop<const N: usize>(s: &[u8], q: usize) -> bool {
         let a: &[u8; N] = s[q..q + N].try_into().expect("N bytes");
         let b: &[u8; N] = s[q + 1..q + 1 + N].try_into().expect("N bytes");
