@@ -300,6 +300,84 @@ pub(crate) fn split_path(s: &str, bare_ok: bool) -> Result<(RawPath<'_>, &str), 
     }
 }
 
+/// The path nearly every command carries, `<dot-string@domain>` within the length limits and
+/// followed by the end or a space, checked in one pass over its bytes; `None` for anything
+/// else (source routes, quoted local parts, address literals, the null path, text that is not
+/// UTF-8, errors), which the caller then reads as text by the full grammar ([`split_path`]).
+/// For every input this accepts, the grammar gives the same mailbox and rest
+/// (`plain_path_agrees_with_split_path`).
+#[inline]
+pub(crate) fn plain_path(b: &[u8]) -> Option<(Mailbox<'_>, &[u8])> {
+    if b.first() != Some(&b'<') {
+        return None;
+    }
+    // Each part is one loop that ends at its delimiter; dots and hyphens are checked on the
+    // way without branching, so a path costs two hard-to-predict branches, not one per atom
+    // and label. (A table-driven automaton was tried: each byte then waits for the previous
+    // lookup, and it was slower.)
+    //
+    // The local part: atoms of atext joined by single dots.
+    let mut i = 1;
+    let mut bad = false;
+    let mut prev = b'.';
+    while let Some(&c) = b.get(i) {
+        if !LOCAL[usize::from(c)] {
+            break;
+        }
+        bad |= (c == b'.') & (prev == b'.');
+        prev = c;
+        i += 1;
+    }
+    if bad || prev == b'.' || b.get(i) != Some(&b'@') {
+        return None;
+    }
+    let at = i;
+    // The domain: labels of letters, digits, hyphens and UTF-8 joined by single dots; a label
+    // neither starts nor ends with a hyphen.
+    i += 1;
+    prev = b'.';
+    while let Some(&c) = b.get(i) {
+        if !DOMAIN[usize::from(c)] {
+            break;
+        }
+        bad |= ((c == b'.') & ((prev == b'.') | (prev == b'-'))) | ((c == b'-') & (prev == b'.'));
+        prev = c;
+        i += 1;
+    }
+    if bad || prev == b'.' || prev == b'-' || b.get(i) != Some(&b'>') {
+        return None;
+    }
+    let gt = i;
+    let fits = at - 1 <= MAX_LOCAL_PART && gt - at - 1 <= MAX_DOMAIN && gt < MAX_PATH;
+    let rest = &b[gt + 1..];
+    if !fits || rest.first().is_some_and(|&c| c != b' ') {
+        return None;
+    }
+    let text = std::str::from_utf8(&b[1..gt]).ok()?;
+    let mailbox = Mailbox {
+        text: Text::Borrowed(text),
+        at: at - 1,
+    };
+    Some((mailbox, rest))
+}
+
+/// What a local part in dot-atom form is made of: atext and dots.
+const LOCAL: [bool; 256] = {
+    let mut t = ATEXT;
+    t[b'.' as usize] = true;
+    t
+};
+/// What a domain of labels is made of: letters, digits, hyphens, UTF-8 and dots.
+const DOMAIN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b >= 0x80;
+        i += 1;
+    }
+    t
+};
 pub(crate) enum PathError {
     NoBrackets,
     Address(AddressError),
@@ -500,6 +578,84 @@ mod tests {
         fn fast_path_agrees_with_the_grammar(s in "[a-c0-9.@\\-_!\"\\[\\]:, é]{0,16}") {
             proptest::prop_assert_eq!(routed_mailbox(&s), routed_mailbox_grammar(&s));
         }
+    }
+
+    proptest::proptest! {
+        /// Whatever the one-pass path reader accepts, the grammar reads the same way.
+        #[test]
+        fn plain_path_agrees_with_split_path(
+            s in proptest::prop_oneof![
+                "<[a-c0-9.@\\-_!\"\\[\\]:,<> é]{0,16}(>[ a-z=]{0,4})?",
+                "<[a-c.é\\-]{0,5}@[a-c.é\\-]{0,5}>[ x]{0,2}",
+            ],
+            long in 0usize..300,
+        ) {
+            for s in [s.clone(), s.replacen('a', &"a".repeat(long), 1)] {
+                if let Some((mailbox, rest)) = plain_path(s.as_bytes()) {
+                    let general = split_path_by_grammar(&s).expect("the grammar accepts it");
+                    proptest::prop_assert!(matches!(&general.0, RawPath::Mailbox(m) if *m == mailbox));
+                    proptest::prop_assert_eq!(general.1.as_bytes(), rest);
+                }
+            }
+        }
+    }
+
+    /// [`split_path`] without its one-pass reader.
+    fn split_path_by_grammar(s: &str) -> Option<(RawPath<'_>, &str)> {
+        let gt = s.find('>')?;
+        (!s[..gt].contains('"')).then_some(())?;
+        let (inner, rest) = (&s[1..gt], &s[gt + 1..]);
+        if gt + 1 > MAX_PATH || !(rest.is_empty() || rest.starts_with(' ')) {
+            return None;
+        }
+        let (local, domain) = routed_mailbox(inner)?;
+        check_lengths(local, domain).ok()?;
+        Some((
+            RawPath::Mailbox(Mailbox::from_parts(inner, local, domain)),
+            rest,
+        ))
+    }
+
+    #[test]
+    fn plain_path_on_known_shapes() {
+        for (s, plain) in [
+            ("<a@b>", true),
+            ("<a.b@c.d> SIZE=1", true),
+            ("<a@b>x", false),
+            ("<a..b@c>", false),
+            ("<.a@b>", false),
+            ("<a.@b>", false),
+            ("<a@b.>", false),
+            ("<a@-b>", false),
+            ("<a@b->", false),
+            ("<a@b-c>", true),
+            ("<a@b@c>", false),
+            ("<@a,@b:c@d>", false),
+            ("<\"a b\"@c>", false),
+            ("<a@[1.2.3.4]>", false),
+            ("<>", false),
+            ("<postmaster>", false),
+            ("<é@é.é>", true),
+            ("<a@b", false),
+        ] {
+            assert_eq!(plain_path(s.as_bytes()).is_some(), plain, "{s}");
+            if let Some((m, rest)) = plain_path(s.as_bytes()) {
+                let (general, general_rest) = split_path_by_grammar(s).unwrap();
+                assert!(matches!(general, RawPath::Mailbox(g) if g == m), "{s}");
+                assert_eq!(general_rest.as_bytes(), rest);
+            }
+        }
+        let local = "a".repeat(MAX_LOCAL_PART);
+        assert!(plain_path(format!("<{local}@b>").as_bytes()).is_some());
+        assert!(plain_path(format!("<{local}a@b>").as_bytes()).is_none());
+        let label = "b".repeat(63);
+        let domain = [label.as_str(); 4].join(".");
+        assert!(domain.len() == MAX_DOMAIN);
+        assert!(
+            plain_path(format!("<a@{domain}>").as_bytes()).is_none(),
+            "path over 256"
+        );
+        assert!(plain_path(b"<\xff@b>").is_none(), "not UTF-8");
     }
 
     #[test]

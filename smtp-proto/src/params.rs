@@ -98,35 +98,101 @@ pub struct RcptParams<'a> {
     pub orcpt: Option<Orcpt<'a>>,
 }
 
-/// Splits `KEYWORD[=value]` parameters separated by spaces. RFC 5321 4.1.2:
-/// `esmtp-keyword = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-")`, `esmtp-value = 1*(%d33-60 / %d62-126)`
-/// (and UTF-8 under RFC 6531).
+/// Splits `KEYWORD[=value]` parameters separated by spaces and checks each, in one pass over
+/// the bytes. RFC 5321 4.1.2: `esmtp-keyword = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-")`,
+/// `esmtp-value = 1*(%d33-60 / %d62-126)` (and UTF-8 under RFC 6531).
+///
+/// The parameters are read as bytes, not text: every value a parameter accepts is ASCII
+/// (xtext included), and the few kept as text are checked to be UTF-8 where they are taken.
 fn each_param<'a>(
-    s: &'a str,
-    mut f: impl FnMut(&'a str, Option<&'a str>) -> Result<(), ParseError>,
+    s: &'a [u8],
+    mut f: impl FnMut(&'a [u8], Option<&'a [u8]>) -> Result<(), ParseError>,
     usage: &'static str,
 ) -> Result<(), ParseError> {
-    for word in s.split(' ').filter(|w| !w.is_empty()) {
-        let (k, v) = esmtp_param(word).ok_or(ParseError::Syntax { usage })?;
-        f(k, v)?;
+    let syntax = ParseError::Syntax { usage };
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] == b' ' {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while s.get(i).is_some_and(|&c| KEYWORD[usize::from(c)]) {
+            i += 1;
+        }
+        if i == start || s[start] == b'-' {
+            return Err(syntax);
+        }
+        let keyword = &s[start..i];
+        let value = match s.get(i) {
+            None | Some(b' ') => None,
+            Some(b'=') => {
+                let value = i + 1;
+                i = value;
+                while s.get(i).is_some_and(|&c| VALUE[usize::from(c)]) {
+                    i += 1;
+                }
+                if i == value || s.get(i).is_some_and(|&c| c != b' ') {
+                    return Err(syntax);
+                }
+                Some(&s[value..i])
+            }
+            Some(_) => return Err(syntax),
+        };
+        f(keyword, value)?;
     }
     Ok(())
 }
 
-/// `esmtp-keyword ["=" esmtp-value]` (RFC 5321 4.1.2): the keyword is alphanumeric or `-`,
-/// not starting with `-`; the value is any visible character but `=`, or UTF-8 (RFC 6531).
-fn esmtp_param(word: &str) -> Option<(&str, Option<&str>)> {
-    let (k, v) = match word.split_once('=') {
-        Some((k, v)) => (k, Some(v)),
-        None => (word, None),
-    };
-    let keyword_ok = !k.is_empty()
-        && !k.starts_with('-')
-        && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-    let value_ok =
-        v.is_none_or(|v| !v.is_empty() && v.bytes().all(|b| b > b' ' && b != b'=' && b != 0x7f));
-    (keyword_ok && value_ok).then_some((k, v))
+/// A keyword or named value of at most 16 bytes, folded to lower case and packed into one
+/// number, so that names are told apart by a `match` on numbers. Folding is `| 0x20`: exact
+/// for letters and digits, and no other byte allowed in a keyword or value (`-`, visible
+/// ASCII, UTF-8) folds onto a letter or a digit. Longer words fold to 0, which no name is.
+const fn fold(word: &[u8]) -> u128 {
+    if word.len() > 16 {
+        return 0;
+    }
+    // Two 64-bit halves: shifting a `u128` by a variable amount costs a dozen instructions.
+    let (mut low, mut high) = (0u64, 0u64);
+    let mut i = 0;
+    while i < word.len() && i < 8 {
+        low |= ((word[i] | 0x20) as u64) << (8 * i);
+        i += 1;
+    }
+    while i < word.len() {
+        high |= ((word[i] | 0x20) as u64) << (8 * (i - 8));
+        i += 1;
+    }
+    low as u128 | (high as u128) << 64
 }
+
+/// A parameter value taken as text (ENVID, AUTH, ORCPT), then decoded from xtext.
+fn xtext_value(value: &[u8]) -> Option<Cow<'_, str>> {
+    std::str::from_utf8(value).ok().and_then(xtext_decode)
+}
+
+/// `esmtp-keyword` characters: letters, digits, `-`.
+const KEYWORD: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = (i as u8).is_ascii_alphanumeric() || i as u8 == b'-';
+        i += 1;
+    }
+    t
+};
+
+/// `esmtp-value` characters: visible ASCII but `=`, and UTF-8 (RFC 6531 3.3).
+const VALUE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = (b > b' ' && b != b'=' && b != 0x7f) || b >= 0x80;
+        i += 1;
+    }
+    t
+};
 
 fn set<T>(slot: &mut Option<T>, value: T, name: &'static str) -> Result<(), ParseError> {
     if slot.replace(value).is_some() {
@@ -135,7 +201,7 @@ fn set<T>(slot: &mut Option<T>, value: T, name: &'static str) -> Result<(), Pars
     Ok(())
 }
 
-fn flag(slot: &mut bool, value: Option<&str>, name: &'static str) -> Result<(), ParseError> {
+fn flag(slot: &mut bool, value: Option<&[u8]>, name: &'static str) -> Result<(), ParseError> {
     if value.is_some() {
         return Err(ParseError::BadParameter(name));
     }
@@ -146,64 +212,85 @@ fn flag(slot: &mut bool, value: Option<&str>, name: &'static str) -> Result<(), 
 }
 
 impl<'a> MailParams<'a> {
-    pub(crate) fn parse(s: &'a str) -> Result<Self, ParseError> {
+    #[cfg(test)]
+    pub(crate) fn parse(s: &'a [u8]) -> Result<Self, ParseError> {
         let mut p = Self::default();
+        p.parse_into(s)?;
+        Ok(p)
+    }
+
+    /// Reads the parameters into `self` (the defaults), where the command is being built.
+    #[inline]
+    pub(crate) fn parse_into(&mut self, s: &'a [u8]) -> Result<(), ParseError> {
+        const SIZE: u128 = fold(b"SIZE");
+        const BODY: u128 = fold(b"BODY");
+        const SMTPUTF8: u128 = fold(b"SMTPUTF8");
+        const REQUIRETLS: u128 = fold(b"REQUIRETLS");
+        const RET: u128 = fold(b"RET");
+        const ENVID: u128 = fold(b"ENVID");
+        const AUTH: u128 = fold(b"AUTH");
+        const SEVEN_BIT: u128 = fold(b"7BIT");
+        const EIGHT_BIT_MIME: u128 = fold(b"8BITMIME");
+        const BINARY_MIME: u128 = fold(b"BINARYMIME");
+        const FULL: u128 = fold(b"FULL");
+        const HDRS: u128 = fold(b"HDRS");
+        let p = self;
         each_param(
             s,
-            |k, v| {
-                let is = |name: &str| k.eq_ignore_ascii_case(name);
-                if is("SIZE") {
+            |k, v| match fold(k) {
+                SIZE => {
                     // RFC 1870 6: size-value = 1*20DIGIT. Twenty digits can exceed 64 bits:
-                    // such a size is valid syntax and over any limit, so it saturates (and is
-                    // then refused with 552, not 501).
+                    // such a size is valid syntax and over any limit, so it saturates (and
+                    // is then refused with 552, not 501).
                     let n = v
-                        .filter(|v| {
-                            (1..=20).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_digit())
+                        .filter(|v| (1..=20).contains(&v.len()))
+                        .and_then(|v| {
+                            v.iter().try_fold(0u64, |n, &d| {
+                                d.is_ascii_digit().then(|| {
+                                    n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+                                })
+                            })
                         })
-                        .map(|v| v.parse().unwrap_or(u64::MAX))
                         .ok_or(ParseError::BadParameter("SIZE"))?;
                     set(&mut p.size, n, "SIZE")
-                } else if is("BODY") {
-                    let v = v.ok_or(ParseError::BadParameter("BODY"))?;
-                    let body = [
-                        BodyType::SevenBit,
-                        BodyType::EightBitMime,
-                        BodyType::BinaryMime,
-                    ]
-                    .into_iter()
-                    .find(|b| v.eq_ignore_ascii_case(b.as_str()))
-                    .ok_or(ParseError::BadParameter("BODY"))?;
+                }
+                BODY => {
+                    let body = match fold(v.unwrap_or_default()) {
+                        SEVEN_BIT => BodyType::SevenBit,
+                        EIGHT_BIT_MIME => BodyType::EightBitMime,
+                        BINARY_MIME => BodyType::BinaryMime,
+                        _ => return Err(ParseError::BadParameter("BODY")),
+                    };
                     set(&mut p.body, body, "BODY")
-                } else if is("SMTPUTF8") {
-                    flag(&mut p.smtputf8, v, "SMTPUTF8")
-                } else if is("REQUIRETLS") {
-                    flag(&mut p.requiretls, v, "REQUIRETLS")
-                } else if is("RET") {
-                    let ret = match v {
-                        Some(v) if v.eq_ignore_ascii_case("FULL") => Ret::Full,
-                        Some(v) if v.eq_ignore_ascii_case("HDRS") => Ret::Headers,
+                }
+                SMTPUTF8 => flag(&mut p.smtputf8, v, "SMTPUTF8"),
+                REQUIRETLS => flag(&mut p.requiretls, v, "REQUIRETLS"),
+                RET => {
+                    let ret = match fold(v.unwrap_or_default()) {
+                        FULL => Ret::Full,
+                        HDRS => Ret::Headers,
                         _ => return Err(ParseError::BadParameter("RET")),
                     };
                     set(&mut p.ret, ret, "RET")
-                } else if is("ENVID") {
+                }
+                ENVID => {
                     // RFC 3461 4.4: at most 100 characters.
                     let v = v
                         .filter(|v| v.len() <= 100)
-                        .and_then(xtext_decode)
+                        .and_then(xtext_value)
                         .ok_or(ParseError::BadParameter("ENVID"))?;
                     set(&mut p.envid, v, "ENVID")
-                } else if is("AUTH") {
+                }
+                AUTH => {
                     let v = v
-                        .and_then(xtext_decode)
+                        .and_then(xtext_value)
                         .ok_or(ParseError::BadParameter("AUTH"))?;
                     set(&mut p.auth, v, "AUTH")
-                } else {
-                    Err(ParseError::UnknownParameter)
                 }
+                _ => Err(ParseError::UnknownParameter),
             },
             MAIL_USAGE,
-        )?;
-        Ok(p)
+        )
     }
 
     /// A copy that owns its text.
@@ -221,36 +308,49 @@ impl<'a> MailParams<'a> {
 }
 
 impl<'a> RcptParams<'a> {
-    pub(crate) fn parse(s: &'a str) -> Result<Self, ParseError> {
+    #[cfg(test)]
+    pub(crate) fn parse(s: &'a [u8]) -> Result<Self, ParseError> {
         let mut p = Self::default();
+        p.parse_into(s)?;
+        Ok(p)
+    }
+
+    /// Reads the parameters into `self` (the defaults), where the command is being built.
+    #[inline]
+    pub(crate) fn parse_into(&mut self, s: &'a [u8]) -> Result<(), ParseError> {
+        const NOTIFY: u128 = fold(b"NOTIFY");
+        const ORCPT: u128 = fold(b"ORCPT");
+        let p = self;
         each_param(
             s,
-            |k, v| {
-                if k.eq_ignore_ascii_case("NOTIFY") {
+            |k, v| match fold(k) {
+                NOTIFY => {
                     let v = v.ok_or(ParseError::BadParameter("NOTIFY"))?;
                     set(&mut p.notify, parse_notify(v)?, "NOTIFY")
-                } else if k.eq_ignore_ascii_case("ORCPT") {
-                    let (addr_type, addr) = v
-                        .and_then(|v| v.split_once(';'))
-                        .filter(|(t, a)| {
-                            !t.is_empty()
-                                && !a.is_empty()
-                                && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                        })
-                        .ok_or(ParseError::BadParameter("ORCPT"))?;
-                    let addr = xtext_decode(addr).ok_or(ParseError::BadParameter("ORCPT"))?;
+                }
+                ORCPT => {
+                    let bad = ParseError::BadParameter("ORCPT");
+                    let v = v.ok_or(bad)?;
+                    let semicolon = v.iter().position(|&c| c == b';').ok_or(bad)?;
+                    let (addr_type, addr) = (&v[..semicolon], &v[semicolon + 1..]);
+                    let type_ok = !addr_type.is_empty()
+                        && addr_type
+                            .iter()
+                            .all(|&c| c.is_ascii_alphanumeric() || c == b'-');
+                    if !type_ok || addr.is_empty() {
+                        return Err(bad);
+                    }
+                    let addr_type = std::str::from_utf8(addr_type).map_err(|_| bad)?;
                     let orcpt = Orcpt {
                         addr_type: Cow::Borrowed(addr_type),
-                        addr,
+                        addr: xtext_value(addr).ok_or(bad)?,
                     };
                     set(&mut p.orcpt, orcpt, "ORCPT")
-                } else {
-                    Err(ParseError::UnknownParameter)
                 }
+                _ => Err(ParseError::UnknownParameter),
             },
             RCPT_USAGE,
-        )?;
-        Ok(p)
+        )
     }
 
     /// A copy that owns its text.
@@ -266,21 +366,22 @@ impl<'a> RcptParams<'a> {
 }
 
 /// RFC 3461 4.1: `"NEVER" / 1#( "SUCCESS" / "FAILURE" / "DELAY" )`.
-fn parse_notify(v: &str) -> Result<Notify, ParseError> {
+fn parse_notify(v: &[u8]) -> Result<Notify, ParseError> {
+    const NEVER: u128 = fold(b"NEVER");
+    const SUCCESS: u128 = fold(b"SUCCESS");
+    const FAILURE: u128 = fold(b"FAILURE");
+    const DELAY: u128 = fold(b"DELAY");
     let bad = ParseError::BadParameter("NOTIFY");
-    if v.eq_ignore_ascii_case("NEVER") {
-        return Ok(Notify::default());
-    }
     let mut n = Notify::default();
-    for word in v.split(',') {
-        let slot = if word.eq_ignore_ascii_case("SUCCESS") {
-            &mut n.success
-        } else if word.eq_ignore_ascii_case("FAILURE") {
-            &mut n.failure
-        } else if word.eq_ignore_ascii_case("DELAY") {
-            &mut n.delay
-        } else {
-            return Err(bad);
+    if fold(v) == NEVER {
+        return Ok(n);
+    }
+    for word in v.split(|&c| c == b',') {
+        let slot = match fold(word) {
+            SUCCESS => &mut n.success,
+            FAILURE => &mut n.failure,
+            DELAY => &mut n.delay,
+            _ => return Err(bad),
         };
         if std::mem::replace(slot, true) {
             return Err(bad);
@@ -412,10 +513,34 @@ impl fmt::Display for RcptParams<'_> {
 mod tests {
     use super::*;
 
+    /// `fold` tells names apart exactly as a case-insensitive comparison would, for every byte
+    /// a keyword or value may hold.
+    #[test]
+    fn fold_is_a_case_insensitive_comparison() {
+        for b in 0..=255u8 {
+            if KEYWORD[usize::from(b)] || VALUE[usize::from(b)] {
+                let folded = b | 0x20;
+                assert!(
+                    !folded.is_ascii_alphanumeric() || folded == b.to_ascii_lowercase(),
+                    "{b:#x} folds onto {folded:#x}"
+                );
+            }
+        }
+        assert_eq!(fold(b"SIZE"), fold(b"size"));
+        assert_eq!(fold(b"BinaryMime"), fold(b"BINARYMIME"));
+        assert_eq!(fold(b"REQUIRETLS"), fold(b"requiretls"));
+        assert_ne!(fold(b"SIZE"), fold(b"SIZ"));
+        assert_ne!(fold(b"SIZE"), fold(b"SIZE0"));
+        assert_ne!(fold(b"8BITMIME"), fold(b"8BITMIMF"));
+        assert_eq!(fold(b"0123456789abcdefg"), 0, "longer than 16");
+        assert_eq!(fold(b"0123456789abcdef"), fold(b"0123456789ABCDEF"));
+        assert_ne!(fold(b"0123456789abcdef"), fold(b"0123456789abcdeg"));
+    }
+
     #[test]
     fn mail_params() {
         let p = MailParams::parse(
-            "SIZE=1000 body=8bitmime SMTPUTF8 RET=HDRS ENVID=QQ+2B1 AUTH=<> REQUIRETLS",
+            b"SIZE=1000 body=8bitmime SMTPUTF8 RET=HDRS ENVID=QQ+2B1 AUTH=<> REQUIRETLS",
         )
         .unwrap();
         assert_eq!(p.size, Some(1000));
@@ -437,7 +562,11 @@ mod tests {
             ("SIZE=99999999999999999999", u64::MAX),
             ("SIZE=00000000000000000042", 42),
         ] {
-            assert_eq!(MailParams::parse(text).unwrap().size, Some(size), "{text}");
+            assert_eq!(
+                MailParams::parse(text.as_bytes()).unwrap().size,
+                Some(size),
+                "{text}"
+            );
         }
         let errors: &[(&str, ParseError)] = &[
             ("SIZE=", ParseError::Syntax { usage: MAIL_USAGE }),
@@ -463,18 +592,18 @@ mod tests {
             ("A=b=c", ParseError::Syntax { usage: MAIL_USAGE }),
         ];
         for (input, err) in errors {
-            assert_eq!(MailParams::parse(input), Err(*err), "{input}");
+            assert_eq!(MailParams::parse(input.as_bytes()), Err(*err), "{input}");
         }
         let long_envid = format!("ENVID={}", "a".repeat(101));
         assert_eq!(
-            MailParams::parse(&long_envid),
+            MailParams::parse(long_envid.as_bytes()),
             Err(ParseError::BadParameter("ENVID"))
         );
     }
 
     #[test]
     fn rcpt_params() {
-        let p = RcptParams::parse("NOTIFY=SUCCESS,DELAY ORCPT=rfc822;a+2Bb@c").unwrap();
+        let p = RcptParams::parse(b"NOTIFY=SUCCESS,DELAY ORCPT=rfc822;a+2Bb@c").unwrap();
         assert_eq!(
             p.notify,
             Some(Notify {
@@ -487,7 +616,7 @@ mod tests {
         assert_eq!((&*o.addr_type, &*o.addr), ("rfc822", "a+b@c"));
         assert_eq!(p.to_string(), " NOTIFY=SUCCESS,DELAY ORCPT=rfc822;a+2Bb@c");
         assert!(
-            RcptParams::parse("NOTIFY=never")
+            RcptParams::parse(b"NOTIFY=never")
                 .unwrap()
                 .notify
                 .unwrap()
@@ -502,10 +631,10 @@ mod tests {
             "ORCPT=rfc822;",
             "ORCPT=rfc822;a+ZZ",
         ] {
-            assert!(RcptParams::parse(bad).is_err(), "{bad}");
+            assert!(RcptParams::parse(bad.as_bytes()).is_err(), "{bad}");
         }
         assert_eq!(
-            RcptParams::parse("SIZE=1"),
+            RcptParams::parse(b"SIZE=1"),
             Err(ParseError::UnknownParameter)
         );
     }
