@@ -279,6 +279,7 @@ impl<'a> Command<'a> {
         if from.mailbox().is_some_and(|m| !m.is_ascii()) && !params.smtputf8 {
             return Err(fail(ParseError::Utf8AddressWithoutSmtputf8));
         }
+        debug_assert!(std::str::from_utf8(text).is_ok(), "{}", NOT_UTF8_ACCEPTED);
         Ok(command)
     }
 
@@ -323,6 +324,7 @@ impl<'a> Command<'a> {
             unreachable!("built above")
         };
         params.parse_into(rest).map_err(fail)?;
+        debug_assert!(std::str::from_utf8(text).is_ok(), "{}", NOT_UTF8_ACCEPTED);
         Ok(command)
     }
 
@@ -474,6 +476,12 @@ const MAIL_FRO: (u64, u64) = (
 fn skip_spaces(s: &[u8]) -> &[u8] {
     &s[s.iter().take_while(|&&b| b == b' ').count()..]
 }
+
+/// MAIL and RCPT check as UTF-8 only the text they keep (the mailbox, and parameter values
+/// taken through `params::xtext_value`); every other byte they accept is ASCII. A parameter
+/// added later that kept its value as raw bytes would break that: the tests and fuzzers, built
+/// with debug assertions, would then stop here.
+const NOT_UTF8_ACCEPTED: &str = "a MAIL or RCPT line that is not UTF-8 was accepted";
 
 /// `error`, unless `args` is not UTF-8: then that is the error (arguments that are not text
 /// are refused as such, whatever else is wrong with them).

@@ -344,8 +344,8 @@ impl DataDecoder {
 }
 
 /// How many bytes at the start of `s` need no attention from [`DataDecoder`]: `s` is read
-/// inside a line (the byte before it is not a CR), and the prefix returned has no bare CR, no
-/// bare LF and no CRLF followed by a dot. It ends either just after a CRLF (the next line's
+/// inside a line or just after a bare CR (its first byte is never the LF of a CRLF), and the
+/// prefix returned has no bare CR, no bare LF and no CRLF followed by a dot. It ends either just after a CRLF (the next line's
 /// first byte is a dot) or just before a byte that the decoder must look at one by one: a bare
 /// CR or LF, or a CR whose LF has not arrived yet.
 ///
@@ -380,6 +380,14 @@ fn clean_prefix(s: &[u8]) -> usize {
     }
     let pairs = s.len().saturating_sub(1);
     let mut q = 0;
+    // The first two pairs alone first: where bare line endings come thick (hostile input),
+    // the stop is usually there, and a whole block need not be checked for it.
+    while q < pairs.min(2) {
+        if stops(s[q], s[q + 1]) {
+            return if s[q] == b'\r' { q } else { q + 1 };
+        }
+        q += 1;
+    }
     while q + BLOCK <= pairs && !any_stop::<BLOCK>(s, q) {
         q += BLOCK;
     }

@@ -103,7 +103,9 @@ pub struct RcptParams<'a> {
 /// `esmtp-value = 1*(%d33-60 / %d62-126)` (and UTF-8 under RFC 6531).
 ///
 /// The parameters are read as bytes, not text: every value a parameter accepts is ASCII
-/// (xtext included), and the few kept as text are checked to be UTF-8 where they are taken.
+/// (xtext included), and the few kept as text are checked to be UTF-8 where they are taken
+/// ([`xtext_value`]). A new parameter must keep to that: MAIL and RCPT rely on it to refuse
+/// every line that is not UTF-8 (`command.rs`, `NOT_UTF8_ACCEPTED`).
 fn each_param<'a>(
     s: &'a [u8],
     mut f: impl FnMut(&'a [u8], Option<&'a [u8]>) -> Result<(), ParseError>,
