@@ -378,13 +378,16 @@ fn clean_prefix(s: &[u8]) -> usize {
     if s.first() == Some(&b'\n') {
         return 0;
     }
+    // Where the prefix ends, given the stop's pair: a bare CR is its first byte; otherwise
+    // its second byte is a bare LF, or the LF before a dot line ends the prefix.
+    let stop_at = |k: usize| if s[k] == b'\r' { k } else { k + 1 };
     let pairs = s.len().saturating_sub(1);
     let mut q = 0;
     // The first two pairs alone first: where bare line endings come thick (hostile input),
     // the stop is usually there, and a whole block need not be checked for it.
     while q < pairs.min(2) {
         if stops(s[q], s[q + 1]) {
-            return if s[q] == b'\r' { q } else { q + 1 };
+            return stop_at(q);
         }
         q += 1;
     }
@@ -395,16 +398,13 @@ fn clean_prefix(s: &[u8]) -> usize {
     while q + 8 <= pairs {
         let bits = stop_bits(s, q);
         if bits != 0 {
-            let k = q + bits.trailing_zeros() as usize / 8;
-            return if s[k] == b'\r' { k } else { k + 1 };
+            return stop_at(q + bits.trailing_zeros() as usize / 8);
         }
         q += 8;
     }
     while q < pairs {
-        let (a, b) = (s[q], s[q + 1]);
-        if stops(a, b) {
-            // A bare CR is at q; otherwise the LF at q + 1 is bare, or it starts a dot line.
-            return if a == b'\r' { q } else { q + 1 };
+        if stops(s[q], s[q + 1]) {
+            return stop_at(q);
         }
         q += 1;
     }
