@@ -63,43 +63,86 @@ fn body() -> Vec<u8> {
     out
 }
 
+/// Frames and parses every line of `input` as a server would; how many parsed. The result
+/// is passed by reference to `black_box`, as Stalwart's request is in [`parse_stalwart`].
+fn parse_ours(input: &[u8]) -> usize {
+    let mut framer = LineFramer::new(512);
+    let (mut pos, mut n) = (0, 0);
+    while let Framed::Line { line, consumed } = framer.next_line(&input[pos..]) {
+        pos += consumed;
+        let command = Command::parse(line);
+        black_box(&command);
+        n += usize::from(command.is_ok());
+    }
+    n
+}
+
+/// Stalwart's `RequestReceiver` over the same input; how many requests it read.
+fn parse_stalwart(input: &[u8]) -> usize {
+    let mut receiver = stalwart::request::receiver::RequestReceiver::default();
+    let (mut bytes, mut n) = (input.iter(), 0);
+    loop {
+        match receiver.ingest(&mut bytes) {
+            Ok(request) => {
+                black_box(&request);
+                n += 1;
+            }
+            Err(stalwart::Error::NeedsMoreData { .. }) => return n,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+}
+
+/// Decodes `body` fed in 8 KiB reads, handing each piece of the message to `out`.
+fn decode_ours(body: &[u8], policy: BareLineEndings, mut out: impl FnMut(&[u8])) {
+    let mut dec = DataDecoder::with_policy(u64::MAX, policy);
+    for read in body.chunks(8192) {
+        let mut pos = 0;
+        loop {
+            match dec.decode(&read[pos..]) {
+                Decoded::Data { data, consumed } => {
+                    out(data);
+                    pos += consumed;
+                }
+                Decoded::End { .. } => return,
+                Decoded::NeedMore => break,
+            }
+        }
+    }
+}
+
+/// Stalwart's `DataReceiver` over `body` in 8 KiB reads, into `message` (its only API).
+fn decode_stalwart(body: &[u8], message: &mut Vec<u8>) {
+    message.clear();
+    let mut rx = stalwart::request::receiver::DataReceiver::new();
+    for read in body.chunks(8192) {
+        if rx.ingest(&mut read.iter(), message) {
+            break;
+        }
+    }
+}
+
+/// Decodes `body` handing out slices; the message's length.
+fn decode_slices(body: &[u8], policy: BareLineEndings) -> usize {
+    let mut total = 0;
+    decode_ours(body, policy, |data| total += black_box(data).len());
+    total
+}
+
+/// Decodes `body` into `message`, as a handler that buffers would (and as Stalwart must).
+fn decode_into(body: &[u8], policy: BareLineEndings, message: &mut Vec<u8>) {
+    message.clear();
+    decode_ours(body, policy, |data| message.extend_from_slice(data));
+}
+
 fn bench_commands(c: &mut Criterion) {
     const COUNT: usize = 10_000;
     let input = commands(COUNT);
     let mut group = c.benchmark_group("commands");
     group.throughput(Throughput::Elements(COUNT as u64));
-    group.bench_function("ours", |b| {
-        b.iter(|| {
-            let mut framer = LineFramer::new(512);
-            let mut pos = 0;
-            let mut n = 0;
-            while let Framed::Line { line, consumed } = framer.next_line(&input[pos..]) {
-                pos += consumed;
-                // By reference, as Stalwart's request is below.
-                let command = Command::parse(line);
-                black_box(&command);
-                n += usize::from(command.is_ok());
-            }
-            assert_eq!(n, COUNT);
-        })
-    });
+    group.bench_function("ours", |b| b.iter(|| assert_eq!(parse_ours(&input), COUNT)));
     group.bench_function("stalwart", |b| {
-        b.iter(|| {
-            let mut receiver = stalwart::request::receiver::RequestReceiver::default();
-            let mut bytes = input.iter();
-            let mut n = 0;
-            loop {
-                match receiver.ingest(&mut bytes) {
-                    Ok(request) => {
-                        black_box(&request);
-                        n += 1;
-                    }
-                    Err(stalwart::Error::NeedsMoreData { .. }) => break,
-                    Err(e) => panic!("{e:?}"),
-                }
-            }
-            assert_eq!(n, COUNT);
-        })
+        b.iter(|| assert_eq!(parse_stalwart(&input), COUNT))
     });
     group.finish();
 }
@@ -110,24 +153,7 @@ fn bench_data(c: &mut Criterion) {
     group.throughput(Throughput::Bytes(input.len() as u64));
     for policy in [BareLineEndings::Normalize, BareLineEndings::Keep] {
         group.bench_function(format!("ours_slices_{policy:?}"), |b| {
-            b.iter(|| {
-                let mut dec = DataDecoder::with_policy(u64::MAX, policy);
-                let mut total = 0;
-                'reads: for read in input.chunks(8192) {
-                    let mut pos = 0;
-                    loop {
-                        match dec.decode(&read[pos..]) {
-                            Decoded::Data { data, consumed } => {
-                                total += black_box(data).len();
-                                pos += consumed;
-                            }
-                            Decoded::End { .. } => break 'reads,
-                            Decoded::NeedMore => break,
-                        }
-                    }
-                }
-                assert!(total > 1_000_000);
-            })
+            b.iter(|| assert!(decode_slices(&input, policy) > 1_000_000))
         });
     }
     // Collecting into a Vec, as Stalwart does: the same work a handler that buffers would do.
@@ -135,21 +161,7 @@ fn bench_data(c: &mut Criterion) {
         group.bench_function(format!("ours_into_vec_{policy:?}"), |b| {
             let mut message = Vec::with_capacity(input.len());
             b.iter(|| {
-                message.clear();
-                let mut dec = DataDecoder::with_policy(u64::MAX, policy);
-                'reads: for read in input.chunks(8192) {
-                    let mut pos = 0;
-                    loop {
-                        match dec.decode(&read[pos..]) {
-                            Decoded::Data { data, consumed } => {
-                                message.extend_from_slice(data);
-                                pos += consumed;
-                            }
-                            Decoded::End { .. } => break 'reads,
-                            Decoded::NeedMore => break,
-                        }
-                    }
-                }
+                decode_into(&input, policy, &mut message);
                 assert!(message.len() > 1_000_000);
             })
         });
@@ -157,13 +169,7 @@ fn bench_data(c: &mut Criterion) {
     group.bench_function("stalwart_into_vec", |b| {
         let mut message = Vec::with_capacity(input.len());
         b.iter(|| {
-            message.clear();
-            let mut rx = stalwart::request::receiver::DataReceiver::new();
-            for read in input.chunks(8192) {
-                if rx.ingest(&mut read.iter(), &mut message) {
-                    break;
-                }
-            }
+            decode_stalwart(&input, &mut message);
             assert!(message.len() > 1_000_000);
         })
     });
@@ -171,10 +177,10 @@ fn bench_data(c: &mut Criterion) {
 }
 
 /// Runs each of `runs` for `rounds` rounds in alternation; the best time per round of each.
-fn interleaved(rounds: usize, runs: &mut [(&str, &mut dyn FnMut())]) -> Vec<f64> {
+fn interleaved(rounds: usize, runs: &mut [&mut dyn FnMut()]) -> Vec<f64> {
     let mut best = vec![f64::MAX; runs.len()];
     for _ in 0..rounds {
-        for (i, (_, run)) in runs.iter_mut().enumerate() {
+        for (i, run) in runs.iter_mut().enumerate() {
             let start = std::time::Instant::now();
             run();
             best[i] = best[i].min(start.elapsed().as_secs_f64());
@@ -185,27 +191,12 @@ fn interleaved(rounds: usize, runs: &mut [(&str, &mut dyn FnMut())]) -> Vec<f64>
 
 fn print_interleaved() {
     let input = commands(10_000);
-    let mut ours = || {
-        let mut framer = LineFramer::new(512);
-        let (mut pos, mut n) = (0, 0);
-        while let Framed::Line { line, consumed } = framer.next_line(&input[pos..]) {
-            pos += consumed;
-            let command = Command::parse(line);
-            black_box(&command);
-            n += usize::from(command.is_ok());
-        }
-        assert_eq!(n, 10_000);
-    };
-    let mut theirs = || {
-        let mut receiver = stalwart::request::receiver::RequestReceiver::default();
-        let (mut bytes, mut n) = (input.iter(), 0);
-        while let Ok(request) = receiver.ingest(&mut bytes) {
-            black_box(&request);
-            n += 1;
-        }
-        assert_eq!(n, 10_000);
-    };
-    let best = interleaved(100, &mut [("ours", &mut ours), ("stalwart", &mut theirs)]);
+    let best = interleaved(
+        100,
+        &mut [&mut || assert_eq!(parse_ours(&input), 10_000), &mut || {
+            assert_eq!(parse_stalwart(&input), 10_000)
+        }],
+    );
     println!(
         "commands: ours {:.1} ns, Stalwart {:.1} ns per command: ours {:.2}x",
         best[0] * 1e5,
@@ -213,64 +204,16 @@ fn print_interleaved() {
         best[1] / best[0]
     );
     let body = body();
-    let mut message = Vec::with_capacity(body.len());
-    let decode = |policy| {
-        let mut dec = DataDecoder::with_policy(u64::MAX, policy);
-        let mut total = 0;
-        'reads: for read in body.chunks(8192) {
-            let mut pos = 0;
-            loop {
-                match dec.decode(&read[pos..]) {
-                    Decoded::Data { data, consumed } => {
-                        total += black_box(data).len();
-                        pos += consumed;
-                    }
-                    Decoded::End { .. } => break 'reads,
-                    Decoded::NeedMore => break,
-                }
-            }
-        }
-        assert!(total > 1_000_000);
-    };
-    let mut normalize = || decode(BareLineEndings::Normalize);
-    // Copying into a Vec, as Stalwart must: the same work a handler that buffers does.
-    let mut copy = Vec::with_capacity(body.len());
-    let mut normalize_into_vec = || {
-        copy.clear();
-        let mut dec = DataDecoder::new(u64::MAX);
-        'reads: for read in body.chunks(8192) {
-            let mut pos = 0;
-            loop {
-                match dec.decode(&read[pos..]) {
-                    Decoded::Data { data, consumed } => {
-                        copy.extend_from_slice(data);
-                        pos += consumed;
-                    }
-                    Decoded::End { .. } => break 'reads,
-                    Decoded::NeedMore => break,
-                }
-            }
-        }
-        assert!(copy.len() > 1_000_000);
-    };
-    let mut theirs = || {
-        message.clear();
-        let mut rx = stalwart::request::receiver::DataReceiver::new();
-        for read in body.chunks(8192) {
-            if rx.ingest(&mut read.iter(), &mut message) {
-                break;
-            }
-        }
-        assert!(message.len() > 1_000_000);
-    };
+    let (mut copy, mut message) = (Vec::new(), Vec::new());
     let best = interleaved(
         100,
         &mut [
-            ("normalize", &mut normalize),
-            ("normalize into a Vec", &mut normalize_into_vec),
-            ("stalwart", &mut theirs),
+            &mut || assert!(decode_slices(&body, BareLineEndings::Normalize) > 1_000_000),
+            &mut || decode_into(&body, BareLineEndings::Normalize, &mut copy),
+            &mut || decode_stalwart(&body, &mut message),
         ],
     );
+    assert!(copy.len() > 1_000_000 && message.len() > 1_000_000);
     let gib = |secs: f64| body.len() as f64 / secs / f64::from(1u32 << 30);
     println!(
         "data: ours (Normalize, slices) {:.2} GiB/s, ours (Normalize, into a Vec) {:.2} GiB/s, \
